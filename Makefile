@@ -1,0 +1,35 @@
+# The two commands: `make run` (etcd + milvus-lite + proxy on 127.0.0.1:19530) and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+# python3.12 when present (a pyenv shim may exist without the version being active), else python3.
+PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12 python3; do \
+	$$p -c 'import sys' >/dev/null 2>&1 && { echo $$p; break; }; done)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: test run lint typecheck unit bench etcd protos clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+etcd:
+	@command -v etcd >/dev/null 2>&1 || [ -x /usr/bin/etcd ] || { \
+		echo "installing Debian's etcd-server"; \
+		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null; }
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache --no-logo
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy
+
+test: $(BIN)/.installed etcd lint typecheck
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) .run .mypy_cache .pytest_cache .ruff_cache

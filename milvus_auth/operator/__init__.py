@@ -1,0 +1,1 @@
+"""The kopf operator reconciling MilvusUser resources into credential records."""

@@ -1,0 +1,1 @@
+"""The authenticating gRPC proxy in front of Milvus."""

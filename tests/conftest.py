@@ -1,0 +1,61 @@
+"""Fixtures shared by every test layer: a real etcd per session, a fresh keyspace per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from milvus_auth.core import KeyLayout
+from milvus_auth.store import CredentialStore, Endpoint, EtcdSettings
+from tests.harness.processes import EtcdServer
+
+
+@pytest.fixture(scope="session")
+def etcd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
+    """One real etcd for the session. Tests that need it fail (never skip) when it cannot start."""
+    server = EtcdServer(tmp_path_factory.mktemp("etcd"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def etcd(etcd_server: EtcdServer) -> EtcdServer:
+    """The session's etcd, started again if an earlier test stopped it."""
+    if not etcd_server.running:
+        etcd_server.start()
+    return etcd_server
+
+
+@pytest.fixture
+def meta_root() -> str:
+    """A meta root of this test's own, so tests never see each other's users."""
+    return f"test-{uuid.uuid4().hex[:12]}/meta"
+
+
+@pytest.fixture
+def etcd_settings(etcd: EtcdServer) -> EtcdSettings:
+    """Settings for the session's etcd with a short timeout."""
+    return EtcdSettings(endpoints=(Endpoint.parse(etcd.endpoint),), timeout=2.0)
+
+
+@pytest.fixture
+def layout(meta_root: str) -> KeyLayout:
+    """Milvus's layout under this test's meta root."""
+    return KeyLayout(meta_root=meta_root)
+
+
+@pytest.fixture
+async def store(etcd_settings: EtcdSettings, layout: KeyLayout) -> AsyncIterator[CredentialStore]:
+    """A credential store on this test's keyspace."""
+    async with CredentialStore(etcd_settings, layout) as credential_store:
+        yield credential_store
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """A scratch directory for process logs and files."""
+    return tmp_path

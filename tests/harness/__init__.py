@@ -1,0 +1,1 @@
+"""Real processes for tests: etcd, milvus-lite, proxies. Each waits until it answers."""
