@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from milvus_auth import __version__, users
 from milvus_auth.config import ConfigError
@@ -13,7 +14,15 @@ EXIT_USER_ERROR = 1
 
 
 class _Parser(argparse.ArgumentParser):
-    """Usage errors exit with 1 (a user error); 2 is reserved for "etcd unavailable"."""
+    """Usage errors exit with 1 (a user error); 2 is reserved for "etcd unavailable".
+
+    Abbreviated flags are off, so `--password secret` can never be taken for
+    `--password-file secret` and echo a password back in an error.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
