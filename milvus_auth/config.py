@@ -169,9 +169,9 @@ def common_settings(args: argparse.Namespace) -> CommonSettings:
         endpoints=args.etcd_endpoints,
         user=args.etcd_user or None,
         password=password,
-        ca_file=_path(args.etcd_ca),
-        cert_file=_path(args.etcd_cert),
-        key_file=_path(args.etcd_key),
+        ca_file=_path("--etcd-ca", args.etcd_ca),
+        cert_file=_path("--etcd-cert", args.etcd_cert),
+        key_file=_path("--etcd-key", args.etcd_key),
         timeout=args.etcd_timeout,
     )
     return CommonSettings(
@@ -179,5 +179,10 @@ def common_settings(args: argparse.Namespace) -> CommonSettings:
     )
 
 
-def _path(value: str | None) -> Path | None:
-    return Path(value) if value else None
+def _path(flag: str, value: str | None) -> Path | None:
+    if not value:
+        return None
+    path = Path(value)
+    if not path.is_file():
+        raise ConfigError(f"{flag}: {value} is not a readable file")
+    return path

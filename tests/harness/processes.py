@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from tests.harness.tls import TlsFiles
+
 
 def free_port() -> int:
     """A TCP port nothing listens on right now."""
@@ -113,34 +115,32 @@ def etcd_binary() -> str:
 
 
 class EtcdServer(ServerProcess):
-    """A single-member etcd on free loopback ports with its own data dir; restartable."""
+    """A single-member etcd on free loopback ports with its own data dir; restartable.
 
-    def __init__(self, workdir: Path) -> None:
+    With `tls`, clients must connect over TLS and present a certificate signed by its CA.
+    """
+
+    def __init__(self, workdir: Path, tls: TlsFiles | None = None) -> None:
         self.client_port = free_port()
         peer_port = free_port()
-        data_dir = workdir / "etcd-data"
-        client_url = f"http://127.0.0.1:{self.client_port}"
+        scheme = "https" if tls else "http"
+        client_url = f"{scheme}://127.0.0.1:{self.client_port}"
+        peer_url = f"http://127.0.0.1:{peer_port}"
+        argv = [
+            etcd_binary(),
+            *("--name", "test", "--data-dir", str(workdir / "etcd-data")),
+            *("--listen-client-urls", client_url, "--advertise-client-urls", client_url),
+            *("--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url),
+            *("--initial-cluster", f"test={peer_url}", "--log-level", "warn"),
+        ]
+        if tls:
+            argv += [
+                *("--cert-file", str(tls.server_cert), "--key-file", str(tls.server_key)),
+                *("--trusted-ca-file", str(tls.ca), "--client-cert-auth"),
+            ]
         super().__init__(
             "etcd",
-            [
-                etcd_binary(),
-                "--name",
-                "test",
-                "--data-dir",
-                str(data_dir),
-                "--listen-client-urls",
-                client_url,
-                "--advertise-client-urls",
-                client_url,
-                "--listen-peer-urls",
-                f"http://127.0.0.1:{peer_port}",
-                "--initial-advertise-peer-urls",
-                f"http://127.0.0.1:{peer_port}",
-                "--initial-cluster",
-                f"test=http://127.0.0.1:{peer_port}",
-                "--log-level",
-                "warn",
-            ],
+            argv,
             log_path=workdir / "etcd.log",
             ready=lambda: port_open(self.client_port),
             env={"ETCD_UNSUPPORTED_ARCH": "arm64"} if os.uname().machine == "aarch64" else None,

@@ -84,3 +84,8 @@ def test_parse_bool(text: str, value: bool) -> None:
 def test_parse_bool_rejects() -> None:
     with pytest.raises(argparse.ArgumentTypeError):
         parse_bool("maybe")
+
+
+def test_tls_files_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"--etcd-ca: .*absent\.pem is not a readable file"):
+        common_settings(parse(["--etcd-ca", str(tmp_path / "absent.pem")]))
