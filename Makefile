@@ -31,5 +31,9 @@ typecheck: $(BIN)/.installed
 test: $(BIN)/.installed etcd lint typecheck
 	$(BIN)/pytest -q
 
+# Regenerate milvus_auth/protos/proxy_pb2*.py(i) from proxy.proto (commit the result).
+protos: $(BIN)/.installed
+	$(BIN)/python -m milvus_auth.protos.generate
+
 clean:
 	rm -rf $(VENV) .run .mypy_cache .pytest_cache .ruff_cache
