@@ -106,7 +106,7 @@ class EtcdConnection:
         except (TimeoutError, aetcd.ClientError, grpc.RpcError, OSError) as error:
             await self.fail_over()
             raise EtcdUnavailable(
-                f"etcd at {endpoint} is unavailable ({type(error).__name__})"
+                f"etcd at {endpoint} is unavailable: {_describe(error)}"
             ) from error
 
     async def fail_over(self) -> None:
@@ -121,6 +121,14 @@ class EtcdConnection:
         client, self._client = self._client, None
         if client is not None:
             await _close_quietly(client)
+
+
+def _describe(error: BaseException) -> str:
+    # etcd's own error details (e.g. "etcdserver: authentication failed") never echo secrets.
+    detail = str(error).strip()
+    if isinstance(error, TimeoutError) or not detail:
+        return f"no answer ({type(error).__name__})"
+    return detail.splitlines()[0][:200]
 
 
 async def _close_quietly(client: aetcd.Client) -> None:
