@@ -1,0 +1,249 @@
+"""The authenticator: Milvus's sha256 credential cache, made coherent, concurrent and cheap.
+
+A cache hit costs one sha256 and a constant-time compare. A miss reads etcd and runs bcrypt in
+a small thread pool (never on the event loop); concurrent misses for the same username and
+password share one verification (single flight). Wrong passwords are never cached, and failed
+attempts are rate-limited before bcrypt. The etcd watch (coherence.py) drops entries when a
+record changes; while the watch is down the cache is not trusted: entries are checked against
+the record's revision in etcd, and used as they are only when etcd itself cannot answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import NoReturn, Protocol
+
+from milvus_auth.core import MalformedRecord, cache_digest, digests_equal, verify_password
+from milvus_auth.proxy.headers import AUTH_CHECK_FAILURE, AuthFailure, Credentials
+from milvus_auth.proxy.metrics import ProxyMetrics
+from milvus_auth.proxy.ratelimit import FailureLimiter
+from milvus_auth.store import EtcdUnavailable, StoredCredential
+
+log = logging.getLogger(__name__)
+
+MAX_PASSWORD_BYTES = 72  # bcrypt cannot check longer passwords; Milvus never stores them
+ETCD_RETRY_AFTER = 1.0  # seconds to answer from the cache alone after etcd failed
+
+
+class AuthUnavailable(Exception):
+    """etcd cannot be read and the cache cannot vouch for the user: gRPC UNAVAILABLE."""
+
+
+class CredentialSource(Protocol):
+    """What the authenticator reads records from (the `CredentialStore`)."""
+
+    async def get(self, username: str) -> StoredCredential | None:
+        """The user's record and revision, or None; raises `EtcdUnavailable`."""
+
+
+class _Verdict(enum.Enum):
+    VERIFIED = "verified"
+    WRONG_PASSWORD = "wrong_password"  # noqa: S105  (a reason word, not a password)
+    UNKNOWN_USER = "unknown_user"
+    MALFORMED_RECORD = "malformed_record"
+
+
+@dataclass(frozen=True)
+class _Entry:
+    digest: str
+    revision: int | None
+    """The record revision the digest was verified against; None when pre-warmed by RPC."""
+
+
+class _Flight:
+    """One user's verifications in progress, and the newest change seen meanwhile."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.changed_at: float = 0.0
+
+
+class Authenticator:
+    """Decides whether a username and password are right; owns the credential cache."""
+
+    def __init__(
+        self,
+        store: CredentialSource,
+        *,
+        limiter: FailureLimiter,
+        metrics: ProxyMetrics,
+        verify_threads: int = 2,
+    ) -> None:
+        self._store = store
+        self._limiter = limiter
+        self._metrics = metrics
+        self._executor = ThreadPoolExecutor(verify_threads, thread_name_prefix="bcrypt")
+        self._cache: dict[str, _Entry] = {}
+        self._flights: dict[tuple[str, str], asyncio.Future[_Verdict]] = {}
+        self._in_flight: dict[str, _Flight] = {}
+        self._trusted = True
+        self._etcd_down_until = 0.0
+
+    async def authenticate(self, credentials: Credentials, *, peer: str, method: str) -> None:
+        """Return if the credentials are right; raise `AuthFailure` or `AuthUnavailable`."""
+        username = credentials.username
+        digest = cache_digest(username, credentials.password)
+        entry = self._cache.get(username)
+        if entry is not None and self._trusted and digests_equal(entry.digest, digest):
+            self._metrics.cache_hit.inc()
+            self._metrics.auth_cached.inc()
+            return
+        if not self._limiter.allows(username, peer):
+            self._fail(credentials, peer=peer, method=method, reason="rate_limited")
+        if entry is not None and self._trusted:
+            # The watch keeps entries current, so another password is wrong: no bcrypt needed.
+            self._metrics.cache_hit.inc()
+            self._refuse(credentials, peer=peer, method=method, reason="wrong_password")
+        self._metrics.cache_miss.inc()
+        if not credentials.password or len(credentials.password.encode()) > MAX_PASSWORD_BYTES:
+            self._refuse(credentials, peer=peer, method=method, reason="wrong_password")
+        try:
+            verdict = await self._single_flight(username, digest, credentials.password)
+        except AuthUnavailable:
+            self._metrics.auth_results.labels("unavailable", "etcd_unavailable").inc()
+            log.warning(
+                "auth unavailable user=%r peer=%s method=%s reason=etcd_unavailable",
+                username,
+                peer,
+                method,
+            )
+            raise
+        if verdict is not _Verdict.VERIFIED:
+            self._refuse(credentials, peer=peer, method=method, reason=verdict.value)
+        self._metrics.auth_results.labels("success", "verified").inc()
+
+    def prewarm(self, username: str, digest: str) -> None:
+        """Accept `digest` for the user from now on (Milvus's UpdateCredentialCache)."""
+        self._changed(username, math.inf)
+        self._cache[username] = _Entry(digest, None)
+
+    def invalidate(self, username: str) -> None:
+        """Forget the user (Milvus's InvalidateCredentialCache, or a user deleted)."""
+        self._changed(username, math.inf)
+        self._cache.pop(username, None)
+
+    def record_changed(self, username: str, revision: int) -> None:
+        """The user's record was written or deleted at `revision` (seen by the etcd watch)."""
+        self._changed(username, revision)
+        entry = self._cache.get(username)
+        if entry is not None and (entry.revision is None or entry.revision < revision):
+            del self._cache[username]
+
+    def distrust(self) -> None:
+        """The watch is down: re-check entries against etcd until `restore`."""
+        self._trusted = False
+
+    def restore(self, *, missed: bool) -> None:
+        """The watch is back; if changes may have been missed, forget everything."""
+        if missed:
+            self._cache.clear()
+            for flight in self._in_flight.values():
+                flight.changed_at = math.inf
+        self._trusted = True
+
+    @property
+    def trusted(self) -> bool:
+        """Whether cache hits are accepted without asking etcd."""
+        return self._trusted
+
+    def cached(self, username: str) -> bool:
+        """Whether the user has a cache entry (for tests and probes)."""
+        return username in self._cache
+
+    def close(self) -> None:
+        """Stop the bcrypt threads (waiting for running checks)."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def _changed(self, username: str, revision: float) -> None:
+        flight = self._in_flight.get(username)
+        if flight is not None:
+            flight.changed_at = max(flight.changed_at, revision)
+
+    async def _single_flight(self, username: str, digest: str, password: str) -> _Verdict:
+        key = (username, digest)
+        future = self._flights.get(key)
+        if future is None:
+            future = asyncio.ensure_future(self._verify(username, digest, password))
+            self._flights[key] = future
+            future.add_done_callback(lambda done: self._landed(key, done))
+        # Shielded: one caller giving up must not cancel the check the others wait for.
+        return await asyncio.shield(future)
+
+    def _landed(self, key: tuple[str, str], future: asyncio.Future[_Verdict]) -> None:
+        if self._flights.get(key) is future:
+            del self._flights[key]
+        if not future.cancelled():
+            future.exception()  # retrieved, so a flight every caller abandoned logs nothing
+
+    async def _verify(self, username: str, digest: str, password: str) -> _Verdict:
+        flight = self._in_flight.setdefault(username, _Flight())
+        flight.count += 1
+        try:
+            return await self._verify_in_flight(username, digest, password, flight)
+        finally:
+            flight.count -= 1
+            if flight.count == 0:
+                del self._in_flight[username]
+
+    async def _verify_in_flight(
+        self, username: str, digest: str, password: str, flight: _Flight
+    ) -> _Verdict:
+        entry = self._cache.get(username)
+        try:
+            stored = await self._fetch(username)
+        except AuthUnavailable:
+            if entry is not None and digests_equal(entry.digest, digest):
+                return _Verdict.VERIFIED  # etcd is down: the cache is the best knowledge left
+            raise
+        except MalformedRecord:
+            return _Verdict.MALFORMED_RECORD
+        if stored is None:
+            return _Verdict.UNKNOWN_USER
+        if entry is not None and entry.revision == stored.mod_revision:
+            right = digests_equal(entry.digest, digest)
+        else:
+            right = await self._bcrypt(password, stored.record.encrypted_password)
+        # Cache only if nothing changed the user since the record was read.
+        if right and flight.changed_at <= stored.mod_revision:
+            self._cache[username] = _Entry(digest, stored.mod_revision)
+        return _Verdict.VERIFIED if right else _Verdict.WRONG_PASSWORD
+
+    async def _fetch(self, username: str) -> StoredCredential | None:
+        # After a failure, etcd is not asked again for a moment: each call would wait for the
+        # etcd timeout, and cached users must keep their usual latency while etcd is away.
+        if time.monotonic() < self._etcd_down_until:
+            raise AuthUnavailable(f"etcd is unavailable to check {username!r}")
+        try:
+            return await self._store.get(username)
+        except EtcdUnavailable as error:
+            self._etcd_down_until = time.monotonic() + ETCD_RETRY_AFTER
+            raise AuthUnavailable(f"etcd is unavailable to check {username!r}") from error
+
+    async def _bcrypt(self, password: str, hashed: str) -> bool:
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, verify_password, password, hashed)
+        finally:
+            self._metrics.bcrypt_seconds.observe(time.perf_counter() - started)
+
+    def _refuse(self, credentials: Credentials, *, peer: str, method: str, reason: str) -> NoReturn:
+        self._limiter.record_failure(credentials.username, peer)
+        self._fail(credentials, peer=peer, method=method, reason=reason)
+
+    def _fail(self, credentials: Credentials, *, peer: str, method: str, reason: str) -> NoReturn:
+        self._metrics.auth_results.labels("failure", reason).inc()
+        log.warning(
+            "auth failure user=%r peer=%s method=%s reason=%s",
+            credentials.username,
+            peer,
+            method,
+            reason,
+        )
+        raise AuthFailure(AUTH_CHECK_FAILURE, reason)
