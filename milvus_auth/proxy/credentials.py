@@ -1,0 +1,275 @@
+"""Milvus's credential RPCs, served by the proxy itself against etcd (never forwarded).
+
+`CreateCredential`, `UpdateCredential`, `DeleteCredential` and `ListCredUsers` behave as a
+Milvus proxy and RootCoord do together (milvus:internal/proxy/impl.go, rootcoord/meta_table.go):
+the same validation, the same `common.Status` codes and reasons, base64 passwords, the
+old-password rule that super users skip, root never deletable, at most 100 users. Beyond
+Milvus: with authentication on, only root and super users create or delete users and change
+other users' passwords; with it off, nobody's header is trusted to skip the old password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import grpc
+from pymilvus.grpc_gen import common_pb2, milvus_pb2
+
+from milvus_auth.core import (
+    ROOT_USERNAME,
+    CredentialError,
+    CredentialRecord,
+    InvalidParameter,
+    OldPasswordMismatch,
+    PrivilegeNotPermitted,
+    UserExists,
+    UserNotFound,
+    ensure_deletable,
+    hash_password,
+    validate_password,
+    validate_username,
+    verify_password,
+)
+from milvus_auth.proxy.headers import caller_username
+from milvus_auth.store import CredentialStore, EtcdUnavailable, RevisionConflict
+
+log = logging.getLogger(__name__)
+
+SERVICE = "milvus.proto.milvus.MilvusService"
+DEFAULT_MAX_USERS = 100  # Milvus's proxy.maxUserNum
+_DEFAULT_DATABASE = "default"
+_ErrorCode = common_pb2.ErrorCode
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class CacheInvalidator(Protocol):
+    """The authenticator, seen from here: a change makes this proxy forget the user at once."""
+
+    def invalidate(self, username: str) -> None:
+        """Forget whatever the cache holds for the user."""
+
+
+class UserLimitReached(CredentialError):
+    """Creating one user more than `proxy.maxUserNum` allows (Milvus's RootCoord text)."""
+
+    def __init__(self) -> None:
+        super().__init__("unable to add user because the number of users has reached the limit")
+
+
+class ConcurrentChange(CredentialError):
+    """The record changed twice while a password update was computing its new hash."""
+
+    def __init__(self, username: str) -> None:
+        super().__init__(f"credential of {username} changed concurrently, please retry")
+
+
+class StoreUnavailable(CredentialError):
+    """etcd could not be read or written; the message is etcd's, never a secret."""
+
+
+# Milvus's proxy answers with merr.Status (legacy IllegalArgument for parameters, else
+# UnexpectedError); what RootCoord refuses carries the RPC's own legacy <X>CredentialFailure.
+_PROXY_SIDE: dict[type[CredentialError], int] = {
+    InvalidParameter: _ErrorCode.IllegalArgument,
+    OldPasswordMismatch: _ErrorCode.UnexpectedError,
+    PrivilegeNotPermitted: _ErrorCode.UnexpectedError,
+}
+
+
+def failure_status(error: CredentialError, rootcoord_code: int) -> common_pb2.Status:
+    """The `common.Status` Milvus answers for `error` in an RPC whose failure code is given."""
+    legacy = _PROXY_SIDE.get(type(error), rootcoord_code)
+    return common_pb2.Status(error_code=legacy, code=error.code, reason=error.reason)
+
+
+def decode_password(encoded: str, what: str) -> str:
+    """A password as pymilvus sends it: standard padded base64 of its UTF-8 bytes."""
+    try:
+        return base64.b64decode(encoded.encode("ascii"), validate=True).decode("utf-8")
+    except (UnicodeError, binascii.Error, ValueError) as error:
+        raise InvalidParameter(f"decode {what} fail", "expected base64 of UTF-8 text") from error
+
+
+class CredentialService:
+    """The four credential RPCs on one credential store."""
+
+    def __init__(
+        self,
+        store: CredentialStore,
+        authenticator: CacheInvalidator,
+        *,
+        super_users: frozenset[str],
+        bcrypt_cost: int,
+        auth_enabled: bool = True,
+        max_users: int = DEFAULT_MAX_USERS,
+    ) -> None:
+        self._store = store
+        self._cache = authenticator
+        self._super_users = super_users
+        self._cost = bcrypt_cost
+        self._auth_enabled = auth_enabled
+        self._max_users = max_users
+
+    def _caller(self, context: Context) -> str | None:
+        # With authentication off the header is unverified, so it grants nothing.
+        return caller_username(context) if self._auth_enabled else None
+
+    def _require_admin(self, caller: str | None, privilege: str, context: Context) -> None:
+        """Only root and super users manage other users when authentication is on."""
+        if not self._auth_enabled or caller == ROOT_USERNAME or caller in self._super_users:
+            return
+        database = _first(context, "dbname") or _DEFAULT_DATABASE
+        raise PrivilegeNotPermitted(
+            f"{privilege}: permission deny to {caller} in the `{database}` database"
+        )
+
+    async def create(
+        self, request: milvus_pb2.CreateCredentialRequest, context: Context
+    ) -> common_pb2.Status:
+        """CreateCredential: a new user, refused if it exists or the limit is reached."""
+        caller = self._caller(context)
+        self._require_admin(caller, "PrivilegeCreateOwnership", context)
+        username = validate_username(request.username)
+        password = decode_password(request.password, "password")
+        validate_password(password)
+        existing = await self._store.list_usernames()
+        if username in existing:
+            raise UserExists(username)
+        if len(existing) >= self._max_users:
+            raise UserLimitReached
+        hashed = await asyncio.to_thread(hash_password, password, self._cost)
+        await self._store.create(CredentialRecord(username, hashed))
+        self._cache.invalidate(username)
+        return common_pb2.Status()
+
+    async def update(
+        self, request: milvus_pb2.UpdateCredentialRequest, context: Context
+    ) -> common_pb2.Status:
+        """UpdateCredential: a new password; the old one must verify unless a super user asks."""
+        caller = self._caller(context)
+        username = validate_username(request.username)
+        if caller != username:
+            self._require_admin(caller, "PrivilegeUpdateUser", context)
+        old_password = decode_password(request.oldPassword, "old password")
+        new_password = decode_password(request.newPassword, "password")
+        validate_password(new_password)
+        skip_old = caller is not None and caller in self._super_users
+        hashed = await asyncio.to_thread(hash_password, new_password, self._cost)
+        # One retry: a lost compare-and-swap means someone else wrote the record meanwhile.
+        for _ in range(2):
+            stored = await self._store.get(username)
+            if not skip_old and (
+                stored is None
+                or not await asyncio.to_thread(
+                    verify_password, old_password, stored.record.encrypted_password
+                )
+            ):
+                raise OldPasswordMismatch(username)
+            if stored is None:
+                raise UserNotFound(username)
+            try:
+                await self._store.update(
+                    stored.record.with_password(hashed), expected_revision=stored.mod_revision
+                )
+            except RevisionConflict:
+                continue
+            self._cache.invalidate(username)
+            return common_pb2.Status()
+        raise ConcurrentChange(username)
+
+    async def delete(
+        self, request: milvus_pb2.DeleteCredentialRequest, context: Context
+    ) -> common_pb2.Status:
+        """DeleteCredential: remove the user and its role mappings; absent is not an error."""
+        caller = self._caller(context)
+        self._require_admin(caller, "PrivilegeDropOwnership", context)
+        username = validate_username(request.username)
+        ensure_deletable(username)
+        await self._store.delete(username)
+        self._cache.invalidate(username)
+        return common_pb2.Status()
+
+    async def list_users(
+        self, _: milvus_pb2.ListCredUsersRequest, __: Context
+    ) -> milvus_pb2.ListCredUsersResponse:
+        """ListCredUsers: every username with a record."""
+        usernames = await self._store.list_usernames()
+        return milvus_pb2.ListCredUsersResponse(status=common_pb2.Status(), usernames=usernames)
+
+
+Behaviour = Callable[[Any, Context], Awaitable[Any]]
+
+# method -> (request type, the legacy error_code RootCoord answers that method's failures with)
+_METHODS: dict[str, tuple[Any, int]] = {
+    "CreateCredential": (milvus_pb2.CreateCredentialRequest, _ErrorCode.CreateCredentialFailure),
+    "UpdateCredential": (milvus_pb2.UpdateCredentialRequest, _ErrorCode.UpdateCredentialFailure),
+    "DeleteCredential": (milvus_pb2.DeleteCredentialRequest, _ErrorCode.DeleteCredentialFailure),
+    "ListCredUsers": (milvus_pb2.ListCredUsersRequest, _ErrorCode.ListCredUsersFailure),
+}
+
+
+def credential_handlers(service: CredentialService) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
+    """gRPC handlers for the four methods, keyed by full path, for the proxy's router."""
+    behaviours: dict[str, Behaviour] = {
+        "CreateCredential": service.create,
+        "UpdateCredential": service.update,
+        "DeleteCredential": service.delete,
+        "ListCredUsers": service.list_users,
+    }
+    return {
+        f"/{SERVICE}/{method}": grpc.unary_unary_rpc_method_handler(
+            _rpc(method, behaviours[method], failure_code),
+            request_deserializer=request_type.FromString,
+            response_serializer=_serialize,
+        )
+        for method, (request_type, failure_code) in _METHODS.items()
+    }
+
+
+def _rpc(method: str, behaviour: Behaviour, failure_code: int) -> Behaviour:
+    """One RPC: domain and etcd errors become Milvus's failed status; every change is logged."""
+
+    async def handler(request: Any, context: Context) -> Any:
+        target = getattr(request, "username", "")[:64]
+        caller = caller_username(context)
+        try:
+            response = await behaviour(request, context)
+        except EtcdUnavailable as error:
+            failed: CredentialError = StoreUnavailable(str(error))
+        except CredentialError as error:
+            failed = error
+        else:
+            if method != "ListCredUsers":
+                log.info("credential %s user=%r caller=%r result=ok", method, target, caller)
+            return response
+        log.warning(
+            "credential %s user=%r caller=%r result=refused code=%s reason=%r",
+            method,
+            target,
+            caller,
+            failed.code,
+            failed.reason,
+        )
+        status = failure_status(failed, failure_code)
+        if method == "ListCredUsers":
+            return milvus_pb2.ListCredUsersResponse(status=status)
+        return status
+
+    return handler
+
+
+def _serialize(message: Any) -> bytes:
+    return bytes(message.SerializeToString())
+
+
+def _first(context: Context, key: str) -> str | None:
+    for name, value in context.invocation_metadata() or ():
+        if name == key and isinstance(value, str):
+            return value
+    return None

@@ -1,0 +1,152 @@
+"""The internal port: Milvus's cache RPCs (`milvus.proto.proxy.Proxy`) and gRPC health.
+
+A stock Milvus RootCoord, or the milvus-auth operator, writes etcd and then calls every proxy:
+`UpdateCredentialCache` pre-warms the cache with the digest it carries (sha256 of password +
+username), `InvalidateCredentialCache` and `RefreshPolicyInfoCache{opType=5 DeleteUser}` drop
+a user. Because a pre-warmed digest is what the cache accepts, this port must never be exposed
+outside the cluster; with `--internal-token-file` every cache RPC must also carry the token in
+the `milvus-auth-internal-token` metadata. `grpc.health.v1.Health` is exempt from the token:
+Kubernetes' gRPC probes cannot send metadata, and health reveals nothing.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import grpc
+from grpc_health.v1 import health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+from pymilvus.grpc_gen import common_pb2
+
+from milvus_auth.core import CredentialError, InvalidParameter, validate_username
+from milvus_auth.core.internal import INTERNAL_TOKEN_METADATA
+from milvus_auth.protos import proxy_pb2
+
+log = logging.getLogger(__name__)
+
+SERVICE = "milvus.proto.proxy.Proxy"
+OP_DELETE_USER = 5  # Milvus's typeutil.CacheDeleteUser; opKey is the username
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class CredentialCache(Protocol):
+    """What the cache RPCs change: the authenticator's username -> digest cache."""
+
+    def prewarm(self, username: str, digest: str) -> None:
+        """Accept `digest` (sha256hex(password + username)) for the user from now on."""
+
+    def invalidate(self, username: str) -> None:
+        """Forget whatever the cache holds for the user."""
+
+
+class CacheService:
+    """The three cache RPCs; each answers a `common.Status` as Milvus's proxy does."""
+
+    def __init__(self, cache: CredentialCache) -> None:
+        self._cache = cache
+
+    async def invalidate(self, request: Any, _: Context) -> common_pb2.Status:
+        """InvalidateCredentialCache: drop the user."""
+        username = validate_username(request.username)
+        self._cache.invalidate(username)
+        log.info("cache invalidate user=%r result=ok", username)
+        return common_pb2.Status()
+
+    async def update(self, request: Any, _: Context) -> common_pb2.Status:
+        """UpdateCredentialCache: pre-warm the user with the digest RootCoord computed."""
+        username = validate_username(request.username)
+        if not _DIGEST.fullmatch(request.password):
+            raise InvalidParameter(
+                "invalid credential cache value", "expected sha256 hex of password + username"
+            )
+        self._cache.prewarm(username, request.password)
+        log.info("cache prewarm user=%r result=ok", username)
+        return common_pb2.Status()
+
+    async def refresh_policy(self, request: Any, _: Context) -> common_pb2.Status:
+        """RefreshPolicyInfoCache: only DeleteUser concerns credentials; the rest is RBAC."""
+        if request.opType == OP_DELETE_USER:
+            username = validate_username(request.opKey)
+            self._cache.invalidate(username)
+            log.info("cache policy-refresh delete-user user=%r result=ok", username)
+        return common_pb2.Status()
+
+
+Behaviour = Callable[[Any, Context], Awaitable[common_pb2.Status]]
+
+
+def _guarded(behaviour: Behaviour, token: str | None) -> Behaviour:
+    """Check the internal token, then turn domain errors into a failed `common.Status`."""
+    expected = token.encode() if token is not None else None
+
+    async def handler(request: Any, context: Context) -> common_pb2.Status:
+        if expected is not None:
+            await _check_token(context, expected)
+        try:
+            return await behaviour(request, context)
+        except CredentialError as error:
+            log.warning("cache rpc refused reason=%r", error.reason)
+            # merr.Status: parameter errors carry the legacy IllegalArgument, others Unexpected.
+            legacy = (
+                common_pb2.ErrorCode.IllegalArgument
+                if isinstance(error, InvalidParameter)
+                else common_pb2.ErrorCode.UnexpectedError
+            )
+            return common_pb2.Status(error_code=legacy, code=error.code, reason=error.reason)
+
+    return handler
+
+
+async def _check_token(context: Context, expected: bytes) -> None:
+    sent = [
+        value
+        for key, value in context.invocation_metadata() or ()
+        if key == INTERNAL_TOKEN_METADATA
+    ]
+    if not sent:
+        log.warning("cache rpc refused reason=missing_internal_token peer=%s", context.peer())
+        await context.abort(
+            grpc.StatusCode.UNAUTHENTICATED, f"missing {INTERNAL_TOKEN_METADATA} in metadata"
+        )
+    value = sent[0]
+    given = value if isinstance(value, bytes) else value.encode()
+    if not hmac.compare_digest(given, expected):
+        log.warning("cache rpc refused reason=wrong_internal_token peer=%s", context.peer())
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid internal token")
+
+
+def add_internal_services(
+    server: grpc.aio.Server, authenticator: CredentialCache, *, token: str | None
+) -> None:
+    """Register Milvus's cache service (token-checked when `token` is set) and gRPC health."""
+    if token == "":
+        raise ValueError("an empty internal token would accept calls without one")
+    service = CacheService(authenticator)
+    methods: dict[str, tuple[Behaviour, Callable[[bytes], Any]]] = {
+        "InvalidateCredentialCache": (
+            service.invalidate,
+            proxy_pb2.InvalidateCredCacheRequest.FromString,
+        ),
+        "UpdateCredentialCache": (service.update, proxy_pb2.UpdateCredCacheRequest.FromString),
+        "RefreshPolicyInfoCache": (
+            service.refresh_policy,
+            proxy_pb2.RefreshPolicyInfoCacheRequest.FromString,
+        ),
+    }
+    handlers = {
+        name: grpc.unary_unary_rpc_method_handler(
+            _guarded(behaviour, token),
+            request_deserializer=deserialize,
+            response_serializer=common_pb2.Status.SerializeToString,
+        )
+        for name, (behaviour, deserialize) in methods.items()
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    # The default HealthServicer reports the overall service "" as SERVING from the start.
+    health_pb2_grpc.add_HealthServicer_to_server(health_aio.HealthServicer(), server)

@@ -1,0 +1,177 @@
+"""The internal port's cache RPCs and health, through a real in-process gRPC server.
+
+The client is generated from the project's own proxy.proto; the authenticator is a recording
+fake (the real one is exercised through the proxy process in tests/integration).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from pymilvus.grpc_gen import common_pb2
+
+from milvus_auth.core import cache_digest
+from milvus_auth.core.internal import INTERNAL_TOKEN_METADATA
+from milvus_auth.protos import proxy_pb2, proxy_pb2_grpc
+from milvus_auth.proxy.internal import add_internal_services
+
+TOKEN = "s3cret-internal-token"
+
+
+class RecordingCache:
+    """Remembers what the RPCs did to the cache."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, str] = {"alice": "old", "bob": "old"}
+        self.calls: list[tuple[str, str]] = []
+
+    def prewarm(self, username: str, digest: str) -> None:
+        self.calls.append(("prewarm", username))
+        self.entries[username] = digest
+
+    def invalidate(self, username: str) -> None:
+        self.calls.append(("invalidate", username))
+        self.entries.pop(username, None)
+
+
+@pytest.fixture
+def cache() -> RecordingCache:
+    return RecordingCache()
+
+
+async def _serve(cache: RecordingCache, token: str | None) -> tuple[grpc.aio.Server, int]:
+    server = grpc.aio.server()
+    add_internal_services(server, cache, token=token)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    return server, port
+
+
+@pytest.fixture
+async def open_port(cache: RecordingCache) -> AsyncIterator[grpc.aio.Channel]:
+    server, port = await _serve(cache, None)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        yield channel
+    await server.stop(None)
+
+
+@pytest.fixture
+async def token_port(cache: RecordingCache) -> AsyncIterator[grpc.aio.Channel]:
+    server, port = await _serve(cache, TOKEN)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        yield channel
+    await server.stop(None)
+
+
+async def test_update_prewarms_with_the_digest(
+    open_port: grpc.aio.Channel, cache: RecordingCache
+) -> None:
+    digest = cache_digest("carol", "Secret123")
+    status = await proxy_pb2_grpc.ProxyStub(open_port).UpdateCredentialCache(
+        proxy_pb2.UpdateCredCacheRequest(username="carol", password=digest)
+    )
+    assert (status.error_code, status.code, status.reason) == (0, 0, "")
+    assert cache.entries["carol"] == digest
+
+
+async def test_update_refuses_a_value_that_is_not_a_digest(
+    open_port: grpc.aio.Channel, cache: RecordingCache
+) -> None:
+    status = await proxy_pb2_grpc.ProxyStub(open_port).UpdateCredentialCache(
+        proxy_pb2.UpdateCredCacheRequest(username="carol", password="Secret123")
+    )
+    assert status.code == 1100
+    assert status.error_code == common_pb2.ErrorCode.IllegalArgument
+    assert status.reason.startswith("invalid credential cache value: invalid parameter")
+    assert "carol" not in cache.entries
+
+
+async def test_invalid_username_is_a_failed_status(
+    open_port: grpc.aio.Channel, cache: RecordingCache
+) -> None:
+    status = await proxy_pb2_grpc.ProxyStub(open_port).InvalidateCredentialCache(
+        proxy_pb2.InvalidateCredCacheRequest(username="")
+    )
+    assert (status.code, status.reason) == (1100, "username must be not empty: invalid parameter")
+    assert cache.calls == []
+
+
+async def test_invalidate_drops(open_port: grpc.aio.Channel, cache: RecordingCache) -> None:
+    status = await proxy_pb2_grpc.ProxyStub(open_port).InvalidateCredentialCache(
+        proxy_pb2.InvalidateCredCacheRequest(base=common_pb2.MsgBase(msgID=1), username="alice")
+    )
+    assert status.code == 0
+    assert "alice" not in cache.entries
+    assert "bob" in cache.entries
+
+
+async def test_refresh_delete_user_drops_and_other_ops_succeed(
+    open_port: grpc.aio.Channel, cache: RecordingCache
+) -> None:
+    stub = proxy_pb2_grpc.ProxyStub(open_port)
+    for op_type in (1, 2, 3, 4, 6, 7):
+        status = await stub.RefreshPolicyInfoCache(
+            proxy_pb2.RefreshPolicyInfoCacheRequest(opType=op_type, opKey="bob")
+        )
+        assert status.code == 0
+    assert cache.calls == []
+    status = await stub.RefreshPolicyInfoCache(
+        proxy_pb2.RefreshPolicyInfoCacheRequest(opType=5, opKey="bob")
+    )
+    assert status.code == 0
+    assert cache.calls == [("invalidate", "bob")]
+
+
+@pytest.mark.parametrize(
+    ("metadata", "message"),
+    [
+        ((), f"missing {INTERNAL_TOKEN_METADATA} in metadata"),
+        (((INTERNAL_TOKEN_METADATA, "wrong"),), "invalid internal token"),
+        (((INTERNAL_TOKEN_METADATA, TOKEN + "x"),), "invalid internal token"),
+        ((("authorization", TOKEN),), f"missing {INTERNAL_TOKEN_METADATA} in metadata"),
+    ],
+)
+async def test_token_refused(
+    token_port: grpc.aio.Channel,
+    cache: RecordingCache,
+    metadata: tuple[tuple[str, str], ...],
+    message: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stub = proxy_pb2_grpc.ProxyStub(token_port)
+    digest = cache_digest("alice", "Secret123")
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stub.UpdateCredentialCache(
+            proxy_pb2.UpdateCredCacheRequest(username="alice", password=digest), metadata=metadata
+        )
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert refused.value.details() == message
+    with pytest.raises(grpc.aio.AioRpcError):
+        await stub.RefreshPolicyInfoCache(
+            proxy_pb2.RefreshPolicyInfoCacheRequest(opType=5, opKey="bob"), metadata=metadata
+        )
+    assert cache.calls == []
+    assert TOKEN not in caplog.text
+    assert digest not in caplog.text
+
+
+async def test_right_token_accepted(token_port: grpc.aio.Channel, cache: RecordingCache) -> None:
+    status = await proxy_pb2_grpc.ProxyStub(token_port).InvalidateCredentialCache(
+        proxy_pb2.InvalidateCredCacheRequest(username="alice"),
+        metadata=((INTERNAL_TOKEN_METADATA, TOKEN),),
+    )
+    assert status.code == 0
+    assert cache.calls == [("invalidate", "alice")]
+
+
+async def test_health_serves_without_the_token(token_port: grpc.aio.Channel) -> None:
+    reply = await health_pb2_grpc.HealthStub(token_port).Check(health_pb2.HealthCheckRequest())
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_empty_token_is_refused() -> None:
+    with pytest.raises(ValueError, match="empty internal token"):
+        add_internal_services(grpc.aio.server(), RecordingCache(), token="")
