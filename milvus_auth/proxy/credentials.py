@@ -126,7 +126,7 @@ class CredentialService:
             return
         database = _first(context, "dbname") or _DEFAULT_DATABASE
         raise PrivilegeNotPermitted(
-            f"{privilege}: permission deny to {caller} in the `{database}` database"
+            f"{privilege}: permission deny to {caller or ''} in the `{database}` database"
         )
 
     async def create(
