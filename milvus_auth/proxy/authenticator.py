@@ -118,6 +118,13 @@ class Authenticator:
             self._refuse(credentials, peer=peer, method=method, reason=verdict.value)
         self._metrics.auth_results.labels("success", "verified").inc()
 
+    def header_refused(self, failure: AuthFailure, *, peer: str, method: str) -> None:
+        """Count and log a call refused before any username was known (bad or no header)."""
+        self._metrics.auth_results.labels("failure", failure.reason).inc()
+        log.warning(
+            "auth failure user=None peer=%s method=%s reason=%s", peer, method, failure.reason
+        )
+
     def prewarm(self, username: str, digest: str) -> None:
         """Accept `digest` for the user from now on (Milvus's UpdateCredentialCache)."""
         self._changed(username, math.inf)

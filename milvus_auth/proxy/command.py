@@ -1,0 +1,66 @@
+"""`milvus-auth proxy`: the authenticating Milvus gateway, started from flags or MILVUS_AUTH_*.
+
+Exit codes: 0 after a clean shutdown, 1 for a configuration problem (bad flag, unreadable file,
+port in use, root bootstrap impossible), 2 when etcd cannot be reached at start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from typing import Any
+
+from milvus_auth.config import ConfigError, add_common_arguments
+from milvus_auth.proxy.config import add_proxy_arguments
+
+EXIT_OK = 0
+EXIT_USER_ERROR = 1
+EXIT_ETCD_UNAVAILABLE = 2
+
+DESCRIPTION = (
+    "Serve the Milvus gRPC API on --port, authenticate every call against the credential "
+    "records in etcd (Milvus's own layout and hashes), and forward it to --upstream. The "
+    "internal port serves Milvus's cache RPCs and gRPC health; keep it inside the cluster."
+)
+
+
+def register(commands: argparse._SubParsersAction[Any]) -> None:
+    """Add the `proxy` subcommand."""
+    parser = commands.add_parser(
+        "proxy", help="run the authenticating proxy", description=DESCRIPTION
+    )
+    add_proxy_arguments(parser)
+    add_common_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the settings, run the proxy until SIGTERM/SIGINT, map failures to exit codes."""
+    # Imported here so other subcommands do not pay for grpc servers and pymilvus' protos.
+    from milvus_auth.core import CredentialError  # noqa: PLC0415
+    from milvus_auth.proxy.bootstrap import BootstrapError  # noqa: PLC0415
+    from milvus_auth.proxy.config import log_level, proxy_settings  # noqa: PLC0415
+    from milvus_auth.proxy.server import serve  # noqa: PLC0415
+    from milvus_auth.store import EtcdUnavailable  # noqa: PLC0415
+
+    settings = proxy_settings(args)
+    logging.basicConfig(
+        level=log_level(settings),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        asyncio.run(serve(settings))
+    except (BootstrapError, CredentialError, ConfigError) as error:
+        print(f"milvus-auth proxy: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except (RuntimeError, OSError) as error:
+        # grpc raises RuntimeError when a port cannot be bound; the metrics server OSError.
+        print(f"milvus-auth proxy: cannot start: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except EtcdUnavailable as error:
+        print(f"milvus-auth proxy: {error}", file=sys.stderr)
+        return EXIT_ETCD_UNAVAILABLE
+    return EXIT_OK

@@ -1,0 +1,213 @@
+"""`milvus-auth proxy` flags and the one frozen `ProxySettings` built from them at start.
+
+Every flag has a `MILVUS_AUTH_*` variable (see milvus_auth.config.add_option); secrets come
+from files, never from flags, and are read here so a bad file stops the start with its name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from milvus_auth.config import (
+    CommonSettings,
+    ConfigError,
+    add_option,
+    common_settings,
+    parse_bool,
+    parse_names,
+    read_secret_file,
+)
+from milvus_auth.proxy.ratelimit import RateLimitSettings
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """The public port's certificate, and the CA that client certificates must chain to."""
+
+    certificate: bytes
+    private_key: bytes = field(repr=False)
+    client_ca: bytes | None = None
+    """When set, clients must present a certificate signed by this CA (mutual TLS)."""
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    """Everything the proxy process needs, fixed at start."""
+
+    common: CommonSettings
+    """etcd, key layout and bcrypt cost, shared with the other subcommands."""
+    upstream: str
+    """The Milvus the proxy forwards to, host:port."""
+    host: str = "0.0.0.0"
+    """Address both ports (and metrics) listen on."""
+    port: int = 19530
+    """Public Milvus port (authenticated)."""
+    internal_port: int = 19529
+    """Milvus's internal cache-RPC port plus gRPC health; never expose it."""
+    auth_enabled: bool = True
+    """False: every header is ignored and every call passes, as Milvus with auth off."""
+    root_password: str | None = field(default=None, repr=False)
+    """Initial root password, used only when etcd has no root record."""
+    super_users: frozenset[str] = frozenset()
+    """Users who manage users and change passwords without the old one."""
+    internal_token: str | None = field(default=None, repr=False)
+    """Token every internal-port cache RPC must carry, when set."""
+    upstream_token: str | None = field(default=None, repr=False)
+    """`user:password` sent upstream instead of the caller's `authorization`, when set."""
+    metrics_port: int = 0
+    """Prometheus metrics port; 0 turns metrics off."""
+    tls: TlsSettings | None = None
+    """TLS on the public port, when configured."""
+    rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
+    """Failed-login limits per username and per client address."""
+    shutdown_grace: float = 10.0
+    """Seconds in-flight calls get to finish after SIGTERM."""
+    log_level: str = "info"
+    """Python logging level name."""
+
+
+def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
+    """The proxy's own flags (the shared etcd flags are added by add_common_arguments)."""
+    group = parser.add_argument_group("proxy")
+
+    def option(flag: str, **kwargs: Any) -> None:
+        add_option(group, flag, **kwargs)  # type: ignore[arg-type]
+
+    option("--upstream", help="the Milvus to forward to, host:port (required)", metavar="HOST:PORT")
+    option("--host", help="address the ports listen on", default="0.0.0.0")
+    option("--port", help="public Milvus port", default=19530, type=_port)
+    option("--internal-port", help="internal cache-RPC and health port", default=19529, type=_port)
+    option("--auth-enabled", help="check credentials (true|false)", default=True, type=parse_bool)
+    option("--root-password-file", help="initial root password, if root has none", metavar="PATH")
+    option("--super-users", help="comma-separated super users", default="", type=parse_names)
+    option("--internal-token-file", help="token required on the internal port", metavar="PATH")
+    option("--upstream-token-file", help="user:password for an upstream with auth", metavar="PATH")
+    option("--metrics-port", help="Prometheus metrics port, 0 = off", default=0, type=_port)
+    option("--tls-cert", help="public port TLS certificate (PEM)", metavar="PATH")
+    option("--tls-key", help="private key of --tls-cert (PEM)", metavar="PATH")
+    option("--tls-client-ca", help="CA for client certificates (mutual TLS)", metavar="PATH")
+    defaults = RateLimitSettings()
+    option(
+        "--rate-limit-user-burst",
+        help="failed logins per user before limiting, 0 = off",
+        default=defaults.user_burst,
+        type=_non_negative_int,
+    )
+    option(
+        "--rate-limit-user-per-second",
+        help="failed logins per second per user once limited",
+        default=defaults.user_per_second,
+        type=_non_negative_float,
+    )
+    option(
+        "--rate-limit-peer-burst",
+        help="failed logins per client address, 0 = off",
+        default=defaults.peer_burst,
+        type=_non_negative_int,
+    )
+    option(
+        "--rate-limit-peer-per-second",
+        help="failed logins per second per client address",
+        default=defaults.peer_per_second,
+        type=_non_negative_float,
+    )
+    option(
+        "--shutdown-grace",
+        help="seconds in-flight calls get after SIGTERM",
+        default=10.0,
+        type=_non_negative_float,
+    )
+    option("--log-level", help="debug, info, warning or error", default="info", choices=LOG_LEVELS)
+
+
+def proxy_settings(args: argparse.Namespace) -> ProxySettings:
+    """Build the settings from parsed flags; files are read here."""
+    if not args.upstream:
+        raise ConfigError("--upstream host:port is required (env MILVUS_AUTH_UPSTREAM)")
+    _check_address(args.upstream)
+    return ProxySettings(
+        common=common_settings(args),
+        upstream=args.upstream,
+        host=args.host,
+        port=args.port,
+        internal_port=args.internal_port,
+        auth_enabled=args.auth_enabled,
+        root_password=_secret(args.root_password_file),
+        super_users=args.super_users,
+        internal_token=_secret(args.internal_token_file, non_empty="--internal-token-file"),
+        upstream_token=_secret(args.upstream_token_file, non_empty="--upstream-token-file"),
+        metrics_port=args.metrics_port,
+        tls=_tls(args.tls_cert, args.tls_key, args.tls_client_ca),
+        rate_limits=RateLimitSettings(
+            user_burst=args.rate_limit_user_burst,
+            user_per_second=args.rate_limit_user_per_second,
+            peer_burst=args.rate_limit_peer_burst,
+            peer_per_second=args.rate_limit_peer_per_second,
+        ),
+        shutdown_grace=args.shutdown_grace,
+        log_level=args.log_level,
+    )
+
+
+def log_level(settings: ProxySettings) -> int:
+    """The `logging` level of the settings' level name."""
+    return int(logging.getLevelName(settings.log_level.upper()))
+
+
+def _secret(path: str | None, *, non_empty: str | None = None) -> str | None:
+    if not path:
+        return None
+    value = read_secret_file(path)
+    if non_empty is not None and not value:
+        raise ConfigError(f"{non_empty}: {path} is empty")
+    return value
+
+
+def _tls(cert: str | None, key: str | None, client_ca: str | None) -> TlsSettings | None:
+    if bool(cert) != bool(key):
+        raise ConfigError("--tls-cert and --tls-key go together")
+    if not cert or not key:
+        if client_ca:
+            raise ConfigError("--tls-client-ca needs --tls-cert and --tls-key")
+        return None
+    return TlsSettings(_read(cert), _read(key), _read(client_ca) if client_ca else None)
+
+
+def _read(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise ConfigError(f"cannot read {path}: {error.strerror}") from error
+
+
+def _check_address(text: str) -> None:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"--upstream must be host:port, got {text!r}")
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 0 <= port < 65536:
+        raise argparse.ArgumentTypeError(f"a port is 0..65535, got {port}")
+    return port
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value

@@ -1,0 +1,179 @@
+"""Raw forwarding of every public call to the upstream Milvus over one shared channel.
+
+Requests and responses stay bytes: nothing is decoded or re-encoded. Metadata, the caller's
+deadline and cancellation go upstream; the upstream's status code, details, initial and
+trailing metadata come back unchanged. The RPC shape (unary or streaming) comes from the
+descriptors pymilvus ships; unknown methods are forwarded as bidirectional streams, which
+carry any shape on the wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any, TypeAlias
+
+import grpc
+from grpc_health.v1 import health_pb2
+from pymilvus.grpc_gen import milvus_pb2
+
+from milvus_auth.proxy.headers import AUTHORIZATION_METADATA
+from milvus_auth.proxy.metrics import ProxyMetrics
+
+Context = grpc.aio.ServicerContext[bytes, bytes]
+Metadata = list[tuple[str, str | bytes]]
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"  # the stubs are generic, grpc is not
+# gRPC sets these itself on the upstream call; HTTP/2 pseudo-headers (":...") are dropped too.
+_HOP_BY_HOP = frozenset({"user-agent", "te", "content-type", "grpc-timeout", "grpc-encoding"})
+# Milvus messages can be large (search results, bulk inserts): the upstream enforces its limits.
+CHANNEL_OPTIONS = (
+    ("grpc.max_send_message_length", -1),
+    ("grpc.max_receive_message_length", -1),
+)
+
+
+def method_shapes() -> dict[str, tuple[bool, bool]]:
+    """`/package.Service/Method` -> (client streams, server streams) for known services."""
+    shapes: dict[str, tuple[bool, bool]] = {}
+    for descriptor in (milvus_pb2.DESCRIPTOR, health_pb2.DESCRIPTOR):
+        for service in descriptor.services_by_name.values():
+            for method in service.methods:
+                path = f"/{service.full_name}/{method.name}"
+                shapes[path] = (method.client_streaming, method.server_streaming)
+    return shapes
+
+
+class Upstream:
+    """The shared channel to the upstream Milvus and one forwarding handler per method."""
+
+    def __init__(self, target: str, *, metrics: ProxyMetrics, token: str | None = None) -> None:
+        self._channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        self._metrics = metrics
+        self._authorization = base64.b64encode(token.encode()).decode() if token else None
+        self._shapes = method_shapes()
+        self._handlers: dict[str, Handler] = {}
+
+    async def close(self) -> None:
+        """Close the channel (in-flight calls are cancelled)."""
+        await self._channel.close()
+
+    def handler(self, method: str) -> Handler:
+        """The forwarding handler for a method, built once and reused."""
+        found = self._handlers.get(method)
+        if found is None:
+            found = self._handlers[method] = self._build(method)
+        return found
+
+    def _build(self, method: str) -> Handler:
+        client_streams, server_streams = self._shapes.get(method, (True, True))
+        channel = self._channel
+        if not client_streams and not server_streams:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary_unary(method, channel.unary_unary(method))
+            )
+        if not client_streams:
+            return grpc.unary_stream_rpc_method_handler(
+                self._streaming(method, channel.unary_stream(method))
+            )
+        if not server_streams:
+            return grpc.stream_unary_rpc_method_handler(
+                self._unary_unary(method, channel.stream_unary(method))
+            )
+        return grpc.stream_stream_rpc_method_handler(
+            self._streaming(method, channel.stream_stream(method))
+        )
+
+    def _unary_unary(
+        self, method: str, multicallable: Callable[..., Any]
+    ) -> Callable[[Any, Context], Any]:
+        """A handler answering one response: unary-unary, or stream-unary (same flow)."""
+
+        async def forward(request: Any, context: Context) -> bytes:
+            started = time.perf_counter()
+            call = multicallable(
+                request, metadata=self._metadata(context), timeout=context.time_remaining()
+            )
+            try:
+                response: bytes = await call
+            except grpc.aio.AioRpcError as error:
+                self._observe(method, error.code(), started)
+                await _abort_like(context, error)
+            except asyncio.CancelledError:
+                call.cancel()
+                raise
+            self._observe(method, grpc.StatusCode.OK, started)
+            await _relay_metadata(context, call)
+            return response
+
+        return forward
+
+    def _streaming(
+        self, method: str, multicallable: Callable[..., Any]
+    ) -> Callable[[Any, Context], AsyncIterator[bytes]]:
+        """A handler relaying a response stream: unary-stream or stream-stream."""
+
+        async def forward(request: Any, context: Context) -> AsyncIterator[bytes]:
+            started = time.perf_counter()
+            call = multicallable(
+                request, metadata=self._metadata(context), timeout=context.time_remaining()
+            )
+            sent_initial = False
+            try:
+                initial = await call.initial_metadata()
+                if initial:
+                    await context.send_initial_metadata(_pairs(initial))
+                sent_initial = True
+                async for response in call:
+                    yield response
+            except grpc.aio.AioRpcError as error:
+                self._observe(method, error.code(), started)
+                await _abort_like(context, error, send_initial=not sent_initial)
+            finally:
+                call.cancel()  # a no-op once finished; stops upstream if the caller went away
+            self._observe(method, grpc.StatusCode.OK, started)
+            trailing = await call.trailing_metadata()
+            if trailing:
+                context.set_trailing_metadata(_pairs(trailing))
+
+        return forward
+
+    def _metadata(self, context: Context) -> Metadata:
+        forwarded: Metadata = []
+        for key, value in context.invocation_metadata() or ():
+            if key.startswith(":") or key in _HOP_BY_HOP:
+                continue
+            if self._authorization is not None and key == AUTHORIZATION_METADATA:
+                continue
+            forwarded.append((key, value))
+        if self._authorization is not None:
+            forwarded.append((AUTHORIZATION_METADATA, self._authorization))
+        return forwarded
+
+    def _observe(self, method: str, code: grpc.StatusCode, started: float) -> None:
+        self._metrics.upstream_seconds.labels(method).observe(time.perf_counter() - started)
+        self._metrics.forwarded.labels(method, code.name).inc()
+
+
+async def _relay_metadata(context: Context, call: Any) -> None:
+    initial = await call.initial_metadata()
+    if initial:
+        await context.send_initial_metadata(_pairs(initial))
+    trailing = await call.trailing_metadata()
+    if trailing:
+        context.set_trailing_metadata(_pairs(trailing))
+
+
+async def _abort_like(
+    context: Context, error: grpc.aio.AioRpcError, *, send_initial: bool = True
+) -> None:
+    """End the call with the upstream's status, details and trailing metadata."""
+    initial = error.initial_metadata()
+    if send_initial and initial:
+        await context.send_initial_metadata(_pairs(initial))
+    await context.abort(error.code(), error.details() or "", _pairs(error.trailing_metadata()))
+
+
+def _pairs(metadata: Iterable[tuple[str, str | bytes]] | None) -> Metadata:
+    return [(key, value) for key, value in metadata or ()]

@@ -1,0 +1,141 @@
+"""The proxy process: public and internal gRPC servers, the etcd watch, metrics, shutdown.
+
+Start-up order matters: root is bootstrapped and the etcd watch is running before the public
+port accepts a call, so no login is checked against a cache nobody keeps coherent. On SIGTERM
+the public port stops accepting, in-flight calls get the grace period, then everything closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from milvus_auth.proxy.authenticator import Authenticator
+from milvus_auth.proxy.bootstrap import bootstrap_root
+from milvus_auth.proxy.coherence import keep_coherent
+from milvus_auth.proxy.config import ProxySettings
+from milvus_auth.proxy.credentials import CredentialService, credential_handlers
+from milvus_auth.proxy.forwarding import CHANNEL_OPTIONS, Handler, Upstream
+from milvus_auth.proxy.interceptor import AuthInterceptor
+from milvus_auth.proxy.internal import add_internal_services
+from milvus_auth.proxy.metrics import ProxyMetrics
+from milvus_auth.proxy.ratelimit import FailureLimiter
+from milvus_auth.store import CredentialStore, watch_users
+
+log = logging.getLogger(__name__)
+
+
+class PublicRouter(grpc.GenericRpcHandler):
+    """Credential RPCs are served here; every other method goes to the upstream Milvus."""
+
+    def __init__(self, local: dict[str, Handler], upstream: Upstream) -> None:
+        self._local = local
+        self._upstream = upstream
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> Handler | None:
+        method: str = handler_call_details.method
+        return self._local.get(method) or self._upstream.handler(method)
+
+
+@dataclass
+class RunningProxy:
+    """The parts of a started proxy that shutdown has to stop."""
+
+    public: grpc.aio.Server
+    internal: grpc.aio.Server
+    public_port: int
+    internal_port: int
+
+
+def _add_port(server: grpc.aio.Server, address: str, settings: ProxySettings) -> int:
+    tls = settings.tls
+    if tls is None:
+        return server.add_insecure_port(address)
+    credentials = grpc.ssl_server_credentials(
+        [(tls.private_key, tls.certificate)],
+        root_certificates=tls.client_ca,
+        require_client_auth=tls.client_ca is not None,
+    )
+    return server.add_secure_port(address, credentials)
+
+
+@contextlib.asynccontextmanager
+async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
+    """Start everything; on exit, stop accepting and give in-flight calls the grace period."""
+    metrics = ProxyMetrics()
+    common = settings.common
+    async with CredentialStore(common.etcd, common.layout) as store:
+        await bootstrap_root(
+            store,
+            password=settings.root_password,
+            auth_enabled=settings.auth_enabled,
+            bcrypt_cost=common.bcrypt_cost,
+        )
+        authenticator = Authenticator(
+            store, limiter=FailureLimiter(settings.rate_limits), metrics=metrics
+        )
+        watcher = asyncio.create_task(keep_coherent(watch_users(store), authenticator))
+        upstream = Upstream(settings.upstream, metrics=metrics, token=settings.upstream_token)
+        credentials = CredentialService(
+            store,
+            authenticator,
+            super_users=settings.super_users,
+            bcrypt_cost=common.bcrypt_cost,
+            auth_enabled=settings.auth_enabled,
+        )
+        interceptors = [AuthInterceptor(authenticator)] if settings.auth_enabled else []
+        options: list[tuple[str, Any]] = [*CHANNEL_OPTIONS, ("grpc.so_reuseport", 0)]
+        public = grpc.aio.server(interceptors=interceptors, options=options)
+        public.add_generic_rpc_handlers((PublicRouter(credential_handlers(credentials), upstream),))
+        internal = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        add_internal_services(internal, authenticator, token=settings.internal_token)
+        try:
+            proxy = RunningProxy(
+                public=public,
+                internal=internal,
+                public_port=_add_port(public, f"{settings.host}:{settings.port}", settings),
+                internal_port=internal.add_insecure_port(
+                    f"{settings.host}:{settings.internal_port}"
+                ),
+            )
+            if settings.metrics_port:
+                metrics.serve(settings.host, settings.metrics_port)
+            await internal.start()
+            await public.start()
+            yield proxy
+        finally:
+            await public.stop(settings.shutdown_grace)
+            await internal.stop(settings.shutdown_grace)
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            await upstream.close()
+            authenticator.close()
+
+
+async def serve(settings: ProxySettings) -> None:
+    """Run the proxy until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with running_proxy(settings) as proxy:
+        log.info(
+            "proxy ready: public %s:%d -> upstream %s, internal port %d, auth %s, tls %s",
+            settings.host,
+            proxy.public_port,
+            settings.upstream,
+            proxy.internal_port,
+            "on" if settings.auth_enabled else "off",
+            "on" if settings.tls else "off",
+        )
+        await stop.wait()
+        log.info("shutting down: in-flight calls get %.1f s", settings.shutdown_grace)
+    log.info("proxy stopped")

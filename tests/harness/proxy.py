@@ -1,0 +1,158 @@
+"""`milvus-auth proxy` as a real child process, with its metrics, and a pytest fixture.
+
+Tests and other test packages start proxies through `proxy_factory` (or `ProxyProcess`
+directly): each proxy gets free ports, its own log, bcrypt cost 4 and root bootstrapped from a
+password file holding `Milvus`. Import the fixture where needed:
+`from tests.harness.proxy import proxy_factory  # noqa: F401`.
+"""
+
+from __future__ import annotations
+
+import sys
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from tests.harness.processes import ServerProcess, free_port, port_open
+
+ROOT_PASSWORD = "Milvus"  # Milvus's documented default, written to the root password file
+_METRIC_PREFIX = "milvus_auth_proxy_"
+
+
+def milvus_auth_binary() -> str:
+    """The `milvus-auth` script installed next to this interpreter (the project's .venv)."""
+    found = Path(sys.executable).parent / "milvus-auth"
+    if not found.exists():
+        raise RuntimeError(f"no milvus-auth at {found}: run `make test` (pip install -e .)")
+    return str(found)
+
+
+class ProxyProcess(ServerProcess):
+    """One proxy on free loopback ports (public, internal, metrics), ready when both listen."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        etcd_endpoint: str,
+        meta_root: str,
+        upstream: str,
+        auth_enabled: bool = True,
+        root_password: str | None = ROOT_PASSWORD,
+        internal_token: str | None = None,
+        extra_args: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+        name: str = "proxy",
+    ) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.internal_port = free_port()
+        self.metrics_port = free_port()
+        argv = [
+            milvus_auth_binary(),
+            "proxy",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--internal-port",
+            str(self.internal_port),
+            "--metrics-port",
+            str(self.metrics_port),
+            "--upstream",
+            upstream,
+            "--auth-enabled",
+            "true" if auth_enabled else "false",
+            "--etcd-endpoints",
+            etcd_endpoint,
+            "--meta-root",
+            meta_root,
+            "--bcrypt-cost",
+            "4",
+            "--shutdown-grace",
+            "2",
+        ]
+        if root_password is not None:
+            argv += ["--root-password-file", str(_secret(workdir, f"{name}-root", root_password))]
+        if internal_token is not None:
+            token_file = _secret(workdir, f"{name}-internal-token", internal_token)
+            argv += ["--internal-token-file", str(token_file)]
+        super().__init__(
+            name,
+            [*argv, *extra_args],
+            log_path=workdir / f"{name}.log",
+            ready=lambda: port_open(self.port) and port_open(self.internal_port),
+            env=env,
+        )
+
+    @property
+    def address(self) -> str:
+        """`127.0.0.1:<public port>` for grpc channels."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def uri(self) -> str:
+        """The URI pymilvus connects to."""
+        return f"http://{self.address}"
+
+    @property
+    def internal_address(self) -> str:
+        """`127.0.0.1:<internal port>` for the cache RPCs and health."""
+        return f"127.0.0.1:{self.internal_port}"
+
+    def metrics_text(self) -> str:
+        """The Prometheus exposition text of this proxy."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return str(response.read().decode())
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of the samples of `milvus_auth_proxy_<name>` whose labels include `labels`."""
+        wanted = [f'{key}="{value}"' for key, value in labels.items()]
+        total = 0.0
+        for line in self.metrics_text().splitlines():
+            sample, _, value = line.rpartition(" ")
+            if not sample.startswith(_METRIC_PREFIX + name):
+                continue
+            metric_name = sample.split("{", 1)[0]
+            if metric_name != _METRIC_PREFIX + name:
+                continue
+            if all(label in sample for label in wanted):
+                total += float(value)
+        return total
+
+    def bcrypt_runs(self) -> int:
+        """How many bcrypt verifications this proxy ran."""
+        return int(self.metric("bcrypt_seconds_count"))
+
+
+def _secret(workdir: Path, name: str, value: str) -> Path:
+    path = workdir / name
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return path
+
+
+ProxyFactory = Callable[..., ProxyProcess]
+
+
+@pytest.fixture
+def proxy_factory(workdir: Path) -> Iterator[ProxyFactory]:
+    """Start proxies with `factory(etcd_endpoint=..., meta_root=..., upstream=..., ...)`.
+
+    Every proxy started is stopped (SIGTERM) at the end of the test.
+    """
+    started: list[ProxyProcess] = []
+
+    def factory(**kwargs: object) -> ProxyProcess:
+        kwargs.setdefault("name", f"proxy{len(started)}")
+        proxy = ProxyProcess(workdir, **kwargs)  # type: ignore[arg-type]
+        started.append(proxy)
+        proxy.start()
+        return proxy
+
+    yield factory
+    for proxy in started:
+        proxy.stop()
