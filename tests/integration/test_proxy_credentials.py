@@ -1,0 +1,127 @@
+"""pymilvus' user management through a real proxy process, on real etcd and milvus-lite.
+
+`create_user`, `update_password`, `drop_user` and `list_users` are served by the proxy itself;
+their failures reach the client as `MilvusException` with Milvus's code and message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import grpc
+import pytest
+from pymilvus import MilvusClient, MilvusException
+
+from tests.harness.milvus import MilvusLite
+from tests.harness.processes import EtcdServer
+from tests.harness.proxy import ROOT_PASSWORD, ProxyFactory, ProxyProcess
+
+ALICE_PASSWORD = "AlicePass1"
+
+Login = Callable[..., MilvusClient]
+
+
+@pytest.fixture
+def login(proxy: ProxyProcess) -> Iterator[Login]:
+    """`login(user, password)`: a pymilvus client through the proxy, closed after the test."""
+    clients: list[MilvusClient] = []
+
+    def connect(user: str = "root", password: str = ROOT_PASSWORD) -> MilvusClient:
+        client = MilvusClient(uri=proxy.uri, user=user, password=password, timeout=10)
+        clients.append(client)
+        return client
+
+    yield connect
+    for client in clients:
+        client.close()
+
+
+def _login_refused(login: Login, user: str, password: str) -> None:
+    # pymilvus may reuse a connection for the same uri and user (no new Connect): then the
+    # call itself is refused, as a raw RpcError (pymilvus wraps only Connect's failure).
+    with pytest.raises((MilvusException, grpc.RpcError)) as refused:
+        login(user, password).list_collections()
+    if isinstance(refused.value, grpc.RpcError):
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def _refused(call: Callable[[], object]) -> MilvusException:
+    with pytest.raises(MilvusException) as refused:
+        call()
+    return refused.value
+
+
+def test_user_lifecycle_through_pymilvus(login: Login, proxy: ProxyProcess) -> None:
+    root = login()
+    root.create_user("alice", ALICE_PASSWORD)
+    assert sorted(root.list_users()) == ["alice", "root"]
+
+    alice = login("alice", ALICE_PASSWORD)
+    assert isinstance(alice.list_collections(), list)  # forwarded to milvus-lite
+    alice.update_password("alice", ALICE_PASSWORD, "NewPass123")
+    assert isinstance(login("alice", "NewPass123").list_collections(), list)
+    _login_refused(login, "alice", ALICE_PASSWORD)
+
+    root.drop_user("alice")
+    assert root.list_users() == ["root"]
+    _login_refused(login, "alice", "NewPass123")
+    assert "NewPass123" not in proxy.log()
+    assert ALICE_PASSWORD not in proxy.log()
+
+
+def test_errors_carry_milvus_codes_and_messages(login: Login) -> None:
+    root = login()
+    root.create_user("alice", ALICE_PASSWORD)
+    alice = login("alice", ALICE_PASSWORD)
+
+    exists = _refused(lambda: root.create_user("alice", ALICE_PASSWORD))
+    assert (exists.code, exists.message) == (65535, "user already exists: alice")
+
+    short = _refused(lambda: root.create_user("bob", "short"))
+    assert short.code == 1100
+    assert short.message == (
+        "invalid password length: invalid parameter[5 out of range 6 <= value <= 72]"
+    )
+
+    bad_name = _refused(lambda: root.create_user("b-o b", ALICE_PASSWORD))
+    assert bad_name.code == 1100
+    assert bad_name.message.endswith("but got  : invalid parameter")
+
+    root_delete = _refused(lambda: root.drop_user("root"))
+    assert (root_delete.code, root_delete.message) == (
+        1401,
+        "root user cannot be deleted: privilege not permitted",
+    )
+
+    wrong_old = _refused(lambda: alice.update_password("alice", "WrongOld1", "NewPass123"))
+    assert (wrong_old.code, wrong_old.message) == (
+        1400,
+        "old password not correct for alice: not authenticated",
+    )
+
+    not_admin = _refused(lambda: alice.create_user("bob", ALICE_PASSWORD))
+    assert not_admin.code == 1401
+    assert not_admin.message.startswith("PrivilegeCreateOwnership: permission deny to alice")
+
+    other = _refused(lambda: alice.update_password("root", ROOT_PASSWORD, "Hijacked1"))
+    assert other.code == 1401
+    assert sorted(root.list_users()) == ["alice", "root"]
+
+
+def test_super_user_resets_a_password_without_the_old_one(
+    proxy_factory: ProxyFactory, etcd: EtcdServer, meta_root: str, milvus: MilvusLite
+) -> None:
+    proxy = proxy_factory(
+        etcd_endpoint=etcd.endpoint,
+        meta_root=meta_root,
+        upstream=milvus.endpoint,
+        extra_args=["--super-users", "root"],
+    )
+    root = MilvusClient(uri=proxy.uri, user="root", password=ROOT_PASSWORD, timeout=10)
+    try:
+        root.create_user("alice", ALICE_PASSWORD)
+        root.update_password("alice", "forgotten", "Reset1234")
+        alice = MilvusClient(uri=proxy.uri, user="alice", password="Reset1234", timeout=10)
+        alice.close()
+    finally:
+        root.close()

@@ -1,0 +1,111 @@
+"""The internal port of a real proxy process, called with a client generated from proxy.proto.
+
+Observed through the proxy's bcrypt counter: a pre-warmed login runs no bcrypt, a dropped user's
+next login runs one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from pymilvus import MilvusClient
+
+from milvus_auth.core import cache_digest
+from milvus_auth.core.internal import INTERNAL_TOKEN_METADATA
+from milvus_auth.protos import proxy_pb2, proxy_pb2_grpc
+from tests.harness.milvus import MilvusLite
+from tests.harness.processes import EtcdServer
+from tests.harness.proxy import ROOT_PASSWORD, ProxyFactory, ProxyProcess
+
+TOKEN = "internal-token-for-tests"
+AUTH = ((INTERNAL_TOKEN_METADATA, TOKEN),)
+
+
+@pytest.fixture
+def guarded(
+    proxy_factory: ProxyFactory, etcd: EtcdServer, meta_root: str, milvus: MilvusLite
+) -> ProxyProcess:
+    """A proxy whose internal port requires the token."""
+    return proxy_factory(
+        etcd_endpoint=etcd.endpoint,
+        meta_root=meta_root,
+        upstream=milvus.endpoint,
+        internal_token=TOKEN,
+    )
+
+
+@pytest.fixture
+def cache_stub(guarded: ProxyProcess) -> Iterator[proxy_pb2_grpc.ProxyStub]:
+    with grpc.insecure_channel(guarded.internal_address) as channel:
+        yield proxy_pb2_grpc.ProxyStub(channel)
+
+
+def _login_as_root(proxy: ProxyProcess) -> None:
+    client = MilvusClient(uri=proxy.uri, user="root", password=ROOT_PASSWORD, timeout=10)
+    try:
+        client.list_collections()
+    finally:
+        client.close()
+
+
+def test_update_prewarms_so_the_next_login_runs_no_bcrypt(
+    guarded: ProxyProcess, cache_stub: proxy_pb2_grpc.ProxyStub
+) -> None:
+    status = cache_stub.UpdateCredentialCache(
+        proxy_pb2.UpdateCredCacheRequest(
+            username="root", password=cache_digest("root", ROOT_PASSWORD)
+        ),
+        metadata=AUTH,
+    )
+    assert (status.error_code, status.code) == (0, 0)
+    _login_as_root(guarded)
+    assert guarded.bcrypt_runs() == 0
+
+
+@pytest.mark.parametrize("drop", ["invalidate", "delete-user-policy"])
+def test_dropped_user_is_verified_again(
+    guarded: ProxyProcess, cache_stub: proxy_pb2_grpc.ProxyStub, drop: str
+) -> None:
+    _login_as_root(guarded)
+    _login_as_root(guarded)
+    assert guarded.bcrypt_runs() == 1  # the second login was a cache hit
+    if drop == "invalidate":
+        status = cache_stub.InvalidateCredentialCache(
+            proxy_pb2.InvalidateCredCacheRequest(username="root"), metadata=AUTH
+        )
+    else:
+        status = cache_stub.RefreshPolicyInfoCache(
+            proxy_pb2.RefreshPolicyInfoCacheRequest(opType=5, opKey="root"), metadata=AUTH
+        )
+    assert status.code == 0
+    _login_as_root(guarded)
+    assert guarded.bcrypt_runs() == 2
+
+
+@pytest.mark.parametrize("metadata", [(), ((INTERNAL_TOKEN_METADATA, "not-the-token"),)])
+def test_wrong_or_missing_token_is_refused(
+    guarded: ProxyProcess,
+    cache_stub: proxy_pb2_grpc.ProxyStub,
+    metadata: tuple[tuple[str, str], ...],
+) -> None:
+    with pytest.raises(grpc.RpcError) as refused:
+        cache_stub.UpdateCredentialCache(
+            proxy_pb2.UpdateCredCacheRequest(
+                username="root", password=cache_digest("root", "Attacker1")
+            ),
+            metadata=metadata,
+        )
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    # The attacker's digest was not accepted: root's own password still needs bcrypt.
+    _login_as_root(guarded)
+    assert guarded.bcrypt_runs() == 1
+    assert TOKEN not in guarded.log()
+
+
+def test_health_serves_without_the_token(guarded: ProxyProcess) -> None:
+    with grpc.insecure_channel(guarded.internal_address) as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
