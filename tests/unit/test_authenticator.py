@@ -1,0 +1,238 @@
+"""The authenticator with a fake credential source: cache, single flight, coherence, etcd down."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from milvus_auth.core import CredentialRecord, MalformedRecord, cache_digest, hash_password
+from milvus_auth.proxy.authenticator import Authenticator, AuthUnavailable
+from milvus_auth.proxy.headers import AUTH_CHECK_FAILURE, AuthFailure, Credentials
+from milvus_auth.proxy.metrics import ProxyMetrics
+from milvus_auth.proxy.ratelimit import FailureLimiter, RateLimitSettings
+from milvus_auth.store import EtcdUnavailable, StoredCredential
+
+PASSWORD = "right-password"
+PEER = "ipv4:127.0.0.1:5000"
+METHOD = "/milvus.proto.milvus.MilvusService/Connect"
+NO_LIMITS = RateLimitSettings(user_burst=0, peer_burst=0)
+
+
+class FakeSource:
+    """Records in memory; `delay` makes reads slow, `down` makes them fail like etcd."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, StoredCredential] = {}
+        self.reads = 0
+        self.delay = 0.0
+        self.down = False
+        self.revision = 0
+
+    def put(self, username: str, password: str) -> int:
+        self.revision += 1
+        record = CredentialRecord(username, hash_password(password, 4))
+        self.records[username] = StoredCredential(record, self.revision)
+        return self.revision
+
+    async def get(self, username: str) -> StoredCredential | None:
+        self.reads += 1
+        found = self.records.get(username)  # read now, answered after the delay, like etcd
+        await asyncio.sleep(self.delay)
+        if self.down:
+            raise EtcdUnavailable("etcd at 127.0.0.1:1 is unavailable (test)")
+        if username == "broken":
+            raise MalformedRecord("key/broken")
+        return found
+
+
+@pytest.fixture
+def source() -> FakeSource:
+    fake = FakeSource()
+    fake.put("alice", PASSWORD)
+    fake.put("bob", PASSWORD)
+    return fake
+
+
+@pytest.fixture
+def metrics() -> ProxyMetrics:
+    return ProxyMetrics()
+
+
+@pytest.fixture
+def auth(source: FakeSource, metrics: ProxyMetrics) -> Iterator[Authenticator]:
+    authenticator = Authenticator(source, limiter=FailureLimiter(NO_LIMITS), metrics=metrics)
+    yield authenticator
+    authenticator.close()
+
+
+async def login(auth: Authenticator, username: str, password: str = PASSWORD) -> None:
+    await auth.authenticate(Credentials(username, password), peer=PEER, method=METHOD)
+
+
+async def refused(auth: Authenticator, username: str, password: str, peer: str = PEER) -> str:
+    with pytest.raises(AuthFailure) as failure:
+        await auth.authenticate(Credentials(username, password), peer=peer, method=METHOD)
+    assert failure.value.message == AUTH_CHECK_FAILURE
+    return failure.value.reason
+
+
+async def test_a_miss_runs_bcrypt_once_then_hits(
+    auth: Authenticator, metrics: ProxyMetrics
+) -> None:
+    await login(auth, "alice")
+    await login(auth, "alice")
+    assert metrics.bcrypt_runs() == 1
+    assert auth.cached("alice")
+
+
+async def test_200_concurrent_first_calls_share_one_bcrypt(
+    auth: Authenticator, source: FakeSource, metrics: ProxyMetrics
+) -> None:
+    source.delay = 0.01
+    await asyncio.gather(*(login(auth, "alice") for _ in range(200)))
+    assert metrics.bcrypt_runs() == 1
+    assert source.reads == 1
+
+
+async def test_wrong_passwords_are_never_cached(auth: Authenticator, metrics: ProxyMetrics) -> None:
+    assert await refused(auth, "alice", "wrong-password") == "wrong_password"
+    assert await refused(auth, "alice", "wrong-password") == "wrong_password"
+    assert metrics.bcrypt_runs() == 2
+    assert not auth.cached("alice")
+
+
+async def test_a_cached_user_with_another_password_fails_without_bcrypt(
+    auth: Authenticator, metrics: ProxyMetrics
+) -> None:
+    await login(auth, "alice")
+    assert await refused(auth, "alice", "wrong-password") == "wrong_password"
+    assert metrics.bcrypt_runs() == 1
+
+
+async def test_unknown_user_malformed_record_and_overlong_password(
+    auth: Authenticator, metrics: ProxyMetrics
+) -> None:
+    assert await refused(auth, "nobody", PASSWORD) == "unknown_user"
+    assert await refused(auth, "broken", PASSWORD) == "malformed_record"
+    assert await refused(auth, "alice", "x" * 73) == "wrong_password"
+    assert metrics.bcrypt_runs() == 0
+
+
+async def test_failures_are_rate_limited_before_bcrypt(
+    source: FakeSource, metrics: ProxyMetrics
+) -> None:
+    limits = RateLimitSettings(user_burst=3, user_per_second=0.0, peer_burst=0)
+    auth = Authenticator(source, limiter=FailureLimiter(limits), metrics=metrics)
+    await login(auth, "bob")  # cached before the flood
+    reasons = [await refused(auth, "alice", f"wrong-{i}") for i in range(10)]
+    assert reasons.count("wrong_password") == 3
+    assert reasons.count("rate_limited") == 7
+    assert metrics.bcrypt_runs() == 1 + 3
+    await login(auth, "bob")  # another user is not limited
+    assert await refused(auth, "alice", PASSWORD) == "rate_limited"  # even the right one, for now
+    auth.close()
+
+
+async def test_limits_per_client_address(source: FakeSource, metrics: ProxyMetrics) -> None:
+    limits = RateLimitSettings(user_burst=0, peer_burst=2, peer_per_second=0.0)
+    auth = Authenticator(source, limiter=FailureLimiter(limits), metrics=metrics)
+    attacker = "ipv4:10.9.9.9:1"
+    for name in ("u1", "u2"):
+        assert await refused(auth, name, "whatever", attacker) == "unknown_user"
+    assert await refused(auth, "alice", "whatever", "ipv4:10.9.9.9:2") == "rate_limited"
+    await login(auth, "alice")  # from another address
+    auth.close()
+
+
+async def test_a_change_drops_the_entry_but_an_older_event_does_not(
+    auth: Authenticator, source: FakeSource
+) -> None:
+    await login(auth, "alice")
+    revision = source.records["alice"].mod_revision
+    auth.record_changed("alice", revision)  # the event of the record it verified against
+    assert auth.cached("alice")
+    auth.record_changed("alice", revision + 10)
+    assert not auth.cached("alice")
+
+
+async def test_a_change_during_verification_is_not_cached(
+    auth: Authenticator, source: FakeSource
+) -> None:
+    source.delay = 0.05
+    pending = asyncio.ensure_future(login(auth, "alice"))
+    await asyncio.sleep(0.01)
+    auth.record_changed("alice", source.put("alice", "new-password"))
+    await pending
+    assert not auth.cached("alice")
+
+
+async def test_prewarm_then_invalidate(auth: Authenticator, metrics: ProxyMetrics) -> None:
+    auth.prewarm("alice", cache_digest("alice", PASSWORD))
+    await login(auth, "alice")
+    assert metrics.bcrypt_runs() == 0
+    auth.invalidate("alice")
+    assert not auth.cached("alice")
+    await login(auth, "alice")
+    assert metrics.bcrypt_runs() == 1
+
+
+async def test_prewarmed_entry_is_dropped_by_any_change(auth: Authenticator) -> None:
+    auth.prewarm("alice", cache_digest("alice", PASSWORD))
+    auth.record_changed("alice", 1)
+    assert not auth.cached("alice")
+
+
+async def test_etcd_down_cached_users_pass_uncached_are_unavailable(
+    auth: Authenticator, source: FakeSource
+) -> None:
+    await login(auth, "alice")
+    source.down = True
+    await login(auth, "alice")
+    with pytest.raises(AuthUnavailable):
+        await login(auth, "bob")
+    assert await refused(auth, "alice", "wrong-password") == "wrong_password"
+
+
+async def test_untrusted_cache_rechecks_revisions(
+    auth: Authenticator, source: FakeSource, metrics: ProxyMetrics
+) -> None:
+    await login(auth, "alice")
+    auth.distrust()
+    reads = source.reads
+    await login(auth, "alice")
+    assert source.reads == reads + 1
+    assert metrics.bcrypt_runs() == 1  # same revision: no bcrypt
+    source.put("alice", "new-password")  # changed while nobody watched
+    assert await refused(auth, "alice", PASSWORD) == "wrong_password"
+    await login(auth, "alice", "new-password")
+    source.down = True
+    await login(auth, "alice", "new-password")  # etcd gone too: the cache is all there is
+    with pytest.raises(AuthUnavailable):
+        await login(auth, "bob")
+
+
+async def test_restore_after_missed_events_forgets_everything(auth: Authenticator) -> None:
+    await login(auth, "alice")
+    auth.distrust()
+    auth.restore(missed=False)
+    assert auth.cached("alice")
+    auth.distrust()
+    auth.restore(missed=True)
+    assert not auth.cached("alice")
+    assert auth.trusted
+
+
+async def test_failures_log_one_line_without_secrets(
+    auth: Authenticator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    await refused(auth, "alice", "Secret-Guess-42")
+    await login(auth, "alice")
+    lines = [record.getMessage() for record in caplog.records]
+    assert lines == [f"auth failure user='alice' peer={PEER} method={METHOD} reason=wrong_password"]
+    assert "Secret-Guess-42" not in caplog.text
+    assert PASSWORD not in caplog.text
+    assert cache_digest("alice", PASSWORD) not in caplog.text
