@@ -36,7 +36,12 @@ from milvus_auth.core import (
     verify_password,
 )
 from milvus_auth.proxy.headers import caller_username
-from milvus_auth.store import CredentialStore, EtcdUnavailable, RevisionConflict
+from milvus_auth.store import (
+    CredentialStore,
+    EtcdUnavailable,
+    RevisionConflict,
+    StoredCredential,
+)
 
 log = logging.getLogger(__name__)
 
@@ -160,28 +165,41 @@ class CredentialService:
         new_password = decode_password(request.newPassword, "password")
         validate_password(new_password)
         skip_old = caller is not None and caller in self._super_users
+        stored = await self._current(username, old_password, skip_old=skip_old)
+        # Hashed only once the old password verified: a wrong guess costs one bcrypt, not two.
         hashed = await asyncio.to_thread(hash_password, new_password, self._cost)
-        # One retry: a lost compare-and-swap means someone else wrote the record meanwhile.
-        for _ in range(2):
-            stored = await self._store.get(username)
-            if not skip_old and (
-                stored is None
-                or not await asyncio.to_thread(
-                    verify_password, old_password, stored.record.encrypted_password
-                )
-            ):
-                raise OldPasswordMismatch(username)
-            if stored is None:
-                raise UserNotFound(username)
+        try:
+            await self._replace(stored, hashed)
+        except RevisionConflict:
+            # Someone else wrote the record meanwhile: check again against what is there now.
+            stored = await self._current(username, old_password, skip_old=skip_old)
             try:
-                await self._store.update(
-                    stored.record.with_password(hashed), expected_revision=stored.mod_revision
-                )
-            except RevisionConflict:
-                continue
-            self._cache.invalidate(username)
-            return common_pb2.Status()
-        raise ConcurrentChange(username)
+                await self._replace(stored, hashed)
+            except RevisionConflict as error:
+                raise ConcurrentChange(username) from error
+        self._cache.invalidate(username)
+        return common_pb2.Status()
+
+    async def _current(
+        self, username: str, old_password: str, *, skip_old: bool
+    ) -> StoredCredential:
+        """The user's record, once the old password verified against it (unless skipped)."""
+        stored = await self._store.get(username)
+        if not skip_old and (
+            stored is None
+            or not await asyncio.to_thread(
+                verify_password, old_password, stored.record.encrypted_password
+            )
+        ):
+            raise OldPasswordMismatch(username)
+        if stored is None:
+            raise UserNotFound(username)
+        return stored
+
+    async def _replace(self, stored: StoredCredential, hashed: str) -> None:
+        await self._store.update(
+            stored.record.with_password(hashed), expected_revision=stored.mod_revision
+        )
 
     async def delete(
         self, request: milvus_pb2.DeleteCredentialRequest, context: Context

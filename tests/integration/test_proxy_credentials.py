@@ -125,3 +125,25 @@ def test_super_user_resets_a_password_without_the_old_one(
         alice.close()
     finally:
         root.close()
+
+
+def test_with_auth_off_anyone_manages_users(
+    proxy_factory: ProxyFactory, etcd: EtcdServer, meta_root: str, milvus: MilvusLite
+) -> None:
+    # As in Milvus: credential RPCs are served to anyone when authentication is off.
+    proxy = proxy_factory(
+        etcd_endpoint=etcd.endpoint,
+        meta_root=meta_root,
+        upstream=milvus.endpoint,
+        auth_enabled=False,
+        root_password=None,
+    )
+    anonymous = MilvusClient(uri=proxy.uri, timeout=10)
+    try:
+        anonymous.create_user("alice", ALICE_PASSWORD)
+        assert anonymous.list_users() == ["alice"]
+        anonymous.update_password("alice", ALICE_PASSWORD, "NewPass123")
+        anonymous.drop_user("alice")
+        assert anonymous.list_users() == []
+    finally:
+        anonymous.close()

@@ -14,10 +14,16 @@ from typing import Any
 
 import grpc
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc
 
-from milvus_auth.core import CredentialRecord, hash_password, verify_password
-from milvus_auth.proxy.credentials import CredentialService, credential_handlers
+from milvus_auth.core import CredentialRecord, InvalidParameter, hash_password, verify_password
+from milvus_auth.proxy.credentials import (
+    CredentialService,
+    credential_handlers,
+    decode_password,
+)
 from milvus_auth.store import CredentialStore, StoredCredential
 from tests.harness.processes import EtcdServer
 
@@ -386,3 +392,22 @@ async def test_logs_name_the_change_but_never_a_secret(
     for secret in (ALICE_PASSWORD, "NewPass12", "WrongOld1", "Other1234", "$2a$"):
         assert secret not in text
         assert _b64(secret) not in text
+
+
+@given(st.text(max_size=200))
+def test_decode_password_returns_text_or_invalid_parameter(encoded: str) -> None:
+    outcome: str | InvalidParameter
+    try:
+        outcome = decode_password(encoded, "password")
+    except InvalidParameter as error:
+        outcome = error
+    if isinstance(outcome, InvalidParameter):
+        assert outcome.code == 1100
+        assert outcome.reason.startswith("decode password fail: invalid parameter")
+    else:
+        assert base64.b64encode(outcome.encode()).decode() == encoded
+
+
+@given(st.text(max_size=100))
+def test_decode_password_round_trips(password: str) -> None:
+    assert decode_password(_b64(password), "password") == password
