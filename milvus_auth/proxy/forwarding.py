@@ -32,6 +32,13 @@ CHANNEL_OPTIONS = (
     ("grpc.max_send_message_length", -1),
     ("grpc.max_receive_message_length", -1),
 )
+# A restarted upstream is found again within 2 s (gRPC's default backoff grows to 120 s).
+_UPSTREAM_OPTIONS = (
+    *CHANNEL_OPTIONS,
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+)
 
 
 def method_shapes() -> dict[str, tuple[bool, bool]]:
@@ -49,7 +56,7 @@ class Upstream:
     """The shared channel to the upstream Milvus and one forwarding handler per method."""
 
     def __init__(self, target: str, *, metrics: ProxyMetrics, token: str | None = None) -> None:
-        self._channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        self._channel = grpc.aio.insecure_channel(target, options=_UPSTREAM_OPTIONS)
         self._metrics = metrics
         self._authorization = base64.b64encode(token.encode()).decode() if token else None
         self._shapes = method_shapes()
@@ -175,5 +182,6 @@ async def _abort_like(
     await context.abort(error.code(), error.details() or "", _pairs(error.trailing_metadata()))
 
 
-def _pairs(metadata: Iterable[tuple[str, str | bytes]] | None) -> Metadata:
-    return [(key, value) for key, value in metadata or ()]
+def _pairs(metadata: Iterable[tuple[str, str | bytes]] | None) -> tuple[tuple[str, Any], ...]:
+    # grpc's Cython layer takes only tuples here.
+    return tuple((key, value) for key, value in metadata or ())
