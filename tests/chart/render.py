@@ -1,9 +1,10 @@
 """Render the chart the way Helm installs it: `helm install` (then `helm upgrade`) into kmock.
 
 helm-sdkpy has no `helm template`, so this runs Helm's real install action against kmock, an
-in-process Kubernetes API, with Helm's in-memory release storage. Helm renders the templates,
-validates the values against values.schema.json, runs `lookup` against kmock (so Secrets
-generated on install are visible to the upgrade) and sends every object to kmock.
+in-process Kubernetes API (tests/chart/kube.py), with Helm's in-memory release storage. Helm
+renders the templates, validates the values against values.schema.json, runs `lookup`
+against kmock (so Secrets generated on install are visible to the upgrade) and sends every
+object to kmock.
 
 Helm reads HELM_DRIVER once, when its shared library loads, so this runs as a subprocess:
 
@@ -21,59 +22,20 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import helm_sdkpy
-import kmock
-from kmock._internal.apps import Server
 
-NAMESPACE = "milvus"
+from tests.chart.kube import NAMESPACE, kubernetes_api
+
 RELEASE = "mauth"
-# Kinds the chart may create that kmock's bundled (built-in only) resource list lacks.
-EXTRA_RESOURCES = {
-    "milvususers.v1alpha1.auth.milvus.io": {"kind": "MilvusUser", "namespaced": True},
-    "servicemonitors.v1.monitoring.coreos.com": {"kind": "ServiceMonitor", "namespaced": True},
-}
-
-
-def _kubeconfig(url: str) -> str:
-    return json.dumps(
-        {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "kmock", "cluster": {"server": url}}],
-            "users": [{"name": "test", "user": {"token": "test"}}],
-            "contexts": [
-                {
-                    "name": "kmock",
-                    "context": {"cluster": "kmock", "user": "test", "namespace": NAMESPACE},
-                }
-            ],
-            "current-context": "kmock",
-        }
-    )
-
-
-async def _serve_core_group(emulator: kmock.KubernetesEmulator) -> None:
-    # kmock 0.8 reports the core group as "/v1"; Helm then maps no core kind, so serve the
-    # same discovery document with the groupVersion Kubernetes uses.
-    async with aiohttp.ClientSession() as session, session.get(f"{emulator.url}/api/v1") as reply:
-        document = await reply.json()
-    document["groupVersion"] = "v1"
-    emulator["get /api/v1"] << document
 
 
 async def render(chart: str, values: list[dict[str, Any]]) -> list[dict[str, str]]:
     """Install with the first values, upgrade with each of the others; return every release."""
-    async with kmock.KubernetesEmulator() as emulator, Server(emulator):
-        emulator.resources.load_bundled()
-        for key, info in EXTRA_RESOURCES.items():
-            emulator.resources[key] = info
-        await _serve_core_group(emulator)
-        with tempfile.NamedTemporaryFile("w", suffix=".yaml") as kubeconfig:
-            kubeconfig.write(_kubeconfig(str(emulator.url)))
-            kubeconfig.flush()
-            config = helm_sdkpy.Configuration(namespace=NAMESPACE, kubeconfig=kubeconfig.name)
-            releases = [await helm_sdkpy.Install(config).run(RELEASE, chart, values[0], wait=False)]
+    with tempfile.TemporaryDirectory() as workdir:
+        async with kubernetes_api(Path(workdir)) as kubeconfig:
+            config = helm_sdkpy.Configuration(namespace=NAMESPACE, kubeconfig=str(kubeconfig))
+            install = helm_sdkpy.Install(config)
+            releases = [await install.run(RELEASE, chart, values[0], wait=False)]
             for later in values[1:]:
                 upgrade = helm_sdkpy.Upgrade(config)
                 releases.append(

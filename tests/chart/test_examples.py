@@ -1,0 +1,242 @@
+"""The CRD and the example manifests: offline schema checks, kubectl, Argo CD health."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import lupa
+import pytest
+import yaml
+
+from tests.chart.conftest import CHART, EXAMPLES, ROOT, load_all
+from tests.chart.kube import kubernetes_api
+
+CRD_FILE = ROOT / "crds" / "milvususer.yaml"
+CHART_CRD_COPY = CHART / "files" / "crds" / "milvususer.yaml"
+KUBERNETES_VERSION = "1.30.0"
+# Kubernetes objects, as opposed to Helm values and the users directory's kustomization.yaml.
+USER_FILES = sorted(
+    set((EXAMPLES / "users").glob("*.yaml")) - {EXAMPLES / "users/kustomization.yaml"}
+)
+MANIFESTS = sorted({*EXAMPLES.glob("*.yaml"), *USER_FILES} - set(EXAMPLES.glob("values-*.yaml")))
+KUBECTL = shutil.which("kubectl")
+needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
+
+
+def crd() -> dict[str, Any]:
+    (document,) = load_all(CRD_FILE)
+    return document
+
+
+def user_schema() -> dict[str, Any]:
+    (version,) = crd()["spec"]["versions"]
+    schema: dict[str, Any] = version["schema"]["openAPIV3Schema"]
+    return schema
+
+
+def milvus_users() -> list[dict[str, Any]]:
+    return [obj for path in USER_FILES for obj in load_all(path) if obj["kind"] == "MilvusUser"]
+
+
+def test_chart_crd_is_a_byte_for_byte_copy() -> None:
+    # The chart's template adds only labels and the keep policy (test_render checks that).
+    assert CHART_CRD_COPY.read_bytes() == CRD_FILE.read_bytes()
+
+
+def test_crd_passes_kubernetes_schema_and_has_cel_rules() -> None:
+    document = crd()
+    kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+    assert document["spec"]["names"]["shortNames"] == ["mvu"]
+    spec = user_schema()["properties"]["spec"]
+    assert spec["x-kubernetes-validations"]
+    assert spec["properties"]["username"]["x-kubernetes-validations"] == [
+        {"rule": "self == oldSelf", "message": "spec.username is immutable"}
+    ]
+
+
+def test_chart_template_renders_the_crd(render_crd: dict[str, Any]) -> None:
+    rendered = copy.deepcopy(render_crd)
+    assert rendered["metadata"].pop("annotations") == {"helm.sh/resource-policy": "keep"}
+    source = crd()
+    helm_labels = set(rendered["metadata"]["labels"]) - set(source["metadata"]["labels"])
+    assert helm_labels == {
+        "helm.sh/chart",
+        "app.kubernetes.io/instance",
+        "app.kubernetes.io/version",
+        "app.kubernetes.io/managed-by",
+        "app.kubernetes.io/part-of",
+    }
+    for label in helm_labels:
+        del rendered["metadata"]["labels"][label]
+    assert rendered == source
+
+
+@pytest.fixture
+def render_crd(default_release: Any) -> dict[str, Any]:
+    crds: dict[str, Any] = default_release.one("CustomResourceDefinition")
+    return crds
+
+
+@pytest.mark.parametrize("path", MANIFESTS, ids=lambda path: path.name)
+def test_core_objects_pass_kubernetes_schema(path: Path) -> None:
+    for obj in load_all(path):
+        if obj["apiVersion"] in {"v1", "apps/v1"}:
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("user", milvus_users(), ids=lambda user: user["metadata"]["name"])
+def test_example_users_pass_the_crd_schema(user: dict[str, Any]) -> None:
+    jsonschema.validate(user, user_schema())
+    spec = user["spec"]
+    # The CEL rules, which jsonschema cannot run, restated for the examples.
+    assert spec["username"] != "root" or spec.get("allowRoot") is True
+    assert "rotation" not in spec or "passwordSecretRef" not in spec
+
+
+def test_examples_cover_the_three_kinds_of_user() -> None:
+    users = {user["spec"]["username"]: user["spec"] for user in milvus_users()}
+    assert users["root"]["allowRoot"] is True
+    assert any("passwordSecretRef" not in spec for spec in users.values())
+    referenced = {
+        spec["passwordSecretRef"]["name"] for spec in users.values() if "passwordSecretRef" in spec
+    }
+    secrets = {
+        obj["metadata"]["name"]: obj
+        for path in USER_FILES
+        for obj in load_all(path)
+        if obj["kind"] == "Secret"
+    }
+    assert referenced <= set(secrets)
+    for secret in secrets.values():
+        assert secret["metadata"]["labels"]["auth.milvus.io/watch"] == "true"
+        assert 6 <= len(secret["stringData"]["password"].encode()) <= 72
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {},
+        {"username": "9lives"},
+        {"username": "a" * 33},
+        {"username": "alice", "deletionPolicy": "Orphan"},
+        {"username": "alice", "passwordSecretRef": {"key": "password"}},
+        {"username": "alice", "allowRoot": "yes"},
+    ],
+    ids=str,
+)
+def test_crd_schema_rejects_bad_users(spec: dict[str, Any]) -> None:
+    user = {"apiVersion": "auth.milvus.io/v1alpha1", "kind": "MilvusUser", "spec": spec}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(user, user_schema())
+
+
+@needs_kubectl
+def test_users_directory_builds_with_kustomize() -> None:
+    built = subprocess.run(
+        [str(KUBECTL), "kustomize", str(EXAMPLES / "users")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    objects = [doc for doc in yaml.safe_load_all(built) if doc]
+    assert {obj["metadata"]["namespace"] for obj in objects} == {"milvus"}
+    assert sorted(obj["kind"] for obj in objects) == [
+        "MilvusUser",
+        "MilvusUser",
+        "MilvusUser",
+        "Secret",
+        "Secret",
+    ]
+
+
+@needs_kubectl
+async def test_kubectl_accepts_every_manifest(tmp_path: Path) -> None:
+    # kubectl's client-side dry run needs API discovery, served here by kmock; schemas are
+    # checked by the tests above (kmock serves no OpenAPI, hence --validate=false).
+    async with kubernetes_api(tmp_path) as kubeconfig:
+        for path in [CRD_FILE, *MANIFESTS]:
+            process = await asyncio.create_subprocess_exec(
+                str(KUBECTL),
+                f"--kubeconfig={kubeconfig}",
+                "create",
+                "--dry-run=client",
+                "--validate=false",
+                "-o",
+                "yaml",
+                "-f",
+                str(path),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+            assert process.returncode == 0, f"{path.name}: {stderr.decode()}"
+            printed = [doc for doc in yaml.safe_load_all(stdout) if doc]
+            expected = load_all(path)
+            listed = printed[0].get("items", printed) if len(printed) == 1 else printed
+            assert [obj["kind"] for obj in listed] == [obj["kind"] for obj in expected]
+
+
+def health(obj: dict[str, Any]) -> tuple[str, str]:
+    lua = lupa.LuaRuntime(unpack_returned_tuples=True)
+    lua.globals().obj = lua.table_from(obj, recursive=True)
+    result = lua.execute((EXAMPLES / "argocd-health.lua").read_text(encoding="utf-8"))
+    return str(result.status), str(result.message)
+
+
+def user_with(conditions: list[dict[str, str]], *, observed: int = 2) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "alice", "generation": 2},
+        "spec": {"username": "alice"},
+        "status": {"observedGeneration": observed, "conditions": conditions},
+    }
+
+
+@pytest.mark.parametrize(
+    ("obj", "status", "message"),
+    [
+        ({"metadata": {"name": "a", "generation": 1}}, "Progressing", "Waiting"),
+        (
+            user_with([{"type": "Ready", "status": "True", "reason": "Applied"}]),
+            "Healthy",
+            "Applied",
+        ),
+        (
+            user_with([{"type": "Ready", "status": "True", "reason": "Applied"}], observed=1),
+            "Progressing",
+            "not seen",
+        ),
+        (
+            user_with(
+                [
+                    {"type": "Ready", "status": "False", "reason": "Conflict"},
+                    {"type": "Stalled", "status": "True", "reason": "Conflict", "message": "x"},
+                ]
+            ),
+            "Degraded",
+            "Conflict: x",
+        ),
+        (
+            user_with(
+                [
+                    {"type": "Ready", "status": "False", "reason": "ProxiesPending"},
+                    {"type": "Reconciling", "status": "True", "reason": "ProxiesPending"},
+                ]
+            ),
+            "Progressing",
+            "ProxiesPending",
+        ),
+    ],
+    ids=["no-status", "ready", "stale-generation", "stalled", "proxies-pending"],
+)
+def test_argocd_health_check(obj: dict[str, Any], status: str, message: str) -> None:
+    got_status, got_message = health(obj)
+    assert got_status == status
+    assert message in got_message

@@ -1,0 +1,284 @@
+"""The chart as Helm installs it (into kmock, see render.py): objects, security, wiring, secrets."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from tests.chart.conftest import (
+    VALUES_FILES,
+    Release,
+    Render,
+    RenderError,
+    containers,
+    env_of,
+    load_yaml,
+    needs_helm,
+)
+
+pytestmark = needs_helm
+
+KUBERNETES_VERSION = "1.30.0"
+
+
+def pod_spec(deployment: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = deployment["spec"]["template"]["spec"]
+    return spec
+
+
+def secret_text(secret: dict[str, Any], key: str) -> str:
+    return base64.b64decode(secret["data"][key]).decode()
+
+
+def test_default_install_creates_the_whole_system(default_release: Release) -> None:
+    kinds = {(obj["kind"], obj["metadata"]["name"]) for obj in default_release.objects}
+    assert kinds == {
+        ("CustomResourceDefinition", "milvususers.auth.milvus.io"),
+        ("ServiceAccount", "mauth-milvus-auth-operator"),
+        ("ClusterRole", "mauth-milvus-auth-operator"),
+        ("ClusterRoleBinding", "mauth-milvus-auth-operator"),
+        ("Role", "mauth-milvus-auth-operator-proxies"),
+        ("RoleBinding", "mauth-milvus-auth-operator-proxies"),
+        ("Secret", "mauth-milvus-auth-internal-token"),
+        ("Secret", "mauth-milvus-auth-root-password"),
+        ("Deployment", "mauth-milvus-auth-operator"),
+        ("Deployment", "mauth-milvus-auth-proxy"),
+        ("Service", "mauth-milvus-auth-proxy"),
+        ("Service", "mauth-milvus-auth-proxy-internal"),
+        ("PodDisruptionBudget", "mauth-milvus-auth-proxy"),
+        ("NetworkPolicy", "mauth-milvus-auth-proxy"),
+    }
+
+
+@pytest.mark.parametrize(
+    "values_file", [None, *VALUES_FILES], ids=lambda p: getattr(p, "name", "defaults")
+)
+def test_every_rendered_object_passes_kubernetes_schema(
+    render: Render, values_file: Path | None
+) -> None:
+    release = render(load_yaml(values_file) if values_file else {})[0]
+    assert release.objects
+    for obj in release.objects:
+        if obj["apiVersion"].startswith("monitoring.coreos.com/"):
+            continue  # prometheus-operator's CRD schema is not bundled offline
+        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+
+
+def test_pods_are_locked_down(default_release: Release) -> None:
+    for deployment in default_release.find("Deployment"):
+        spec = pod_spec(deployment)
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        assert spec["securityContext"]["runAsUser"] > 0
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        for container in containers(deployment):
+            context = container["securityContext"]
+            assert context["readOnlyRootFilesystem"] is True
+            assert context["allowPrivilegeEscalation"] is False
+            assert context["capabilities"] == {"drop": ["ALL"]}
+            assert container["resources"]["requests"]
+            mounts = {mount["mountPath"] for mount in container["volumeMounts"]}
+            assert "/tmp" in mounts  # the only writable path
+
+
+def test_no_secret_is_passed_in_the_environment(render: Render) -> None:
+    values = load_yaml(Path(__file__).parents[2] / "examples/k8s/values-production.yaml")
+    for deployment in render(values)[0].find("Deployment"):
+        for container in containers(deployment):
+            for name, value in env_of(container).items():
+                if any(word in name for word in ("PASSWORD", "TOKEN", "KEY")):
+                    assert name.endswith("_FILE") or name.endswith("_KEY"), name
+                    assert value.startswith("/etc/milvus-auth/"), name
+
+
+def test_operator_runs_alone_with_kopf_liveness(default_release: Release) -> None:
+    operator = default_release.one("Deployment", "-operator")
+    assert operator["spec"]["replicas"] == 1
+    assert operator["spec"]["strategy"] == {"type": "Recreate"}
+    (container,) = containers(operator)
+    assert container["args"] == ["operator", "--all-namespaces"]
+    env = env_of(container)
+    assert env["MILVUS_AUTH_LIVENESS"] == "http://0.0.0.0:8080/healthz"
+    probe = container["livenessProbe"]["httpGet"]
+    assert probe["path"] == "/healthz"
+    assert probe["port"] == "health"
+    assert {"name": "health", "containerPort": 8080, "protocol": "TCP"} in container["ports"]
+
+
+def test_operator_finds_proxies_through_the_internal_headless_service(
+    default_release: Release,
+) -> None:
+    internal = default_release.one("Service", "-proxy-internal")
+    assert internal["spec"]["clusterIP"] == "None"
+    assert [port["name"] for port in internal["spec"]["ports"]] == ["internal"]
+    assert internal["spec"]["ports"][0]["port"] == 19529
+    proxy = default_release.one("Deployment", "-proxy")
+    assert internal["spec"]["selector"] == proxy["spec"]["selector"]["matchLabels"]
+    (operator,) = containers(default_release.one("Deployment", "-operator"))
+    assert env_of(operator)["MILVUS_AUTH_PROXY_SERVICE"] == f"milvus/{internal['metadata']['name']}"
+    rules = default_release.one("Role", "-proxies")["rules"]
+    assert rules == [
+        {
+            "apiGroups": ["discovery.k8s.io"],
+            "resources": ["endpointslices"],
+            "verbs": ["get", "list", "watch"],
+        }
+    ]
+
+
+def test_proxy_probes_use_grpc_health_on_the_internal_port(default_release: Release) -> None:
+    proxy = default_release.one("Deployment", "-proxy")
+    (container,) = containers(proxy)
+    assert container["args"] == ["proxy"]
+    assert container["readinessProbe"]["grpc"] == {"port": 19529}
+    assert container["livenessProbe"]["grpc"] == {"port": 19529}
+    assert pod_spec(proxy)["automountServiceAccountToken"] is False
+    env = env_of(container)
+    assert env["MILVUS_AUTH_PORT"] == "19530"
+    assert env["MILVUS_AUTH_INTERNAL_PORT"] == "19529"
+    assert env["MILVUS_AUTH_AUTH_ENABLED"] == "true"
+    assert env["MILVUS_AUTH_UPSTREAM"] == "milvus:19530"
+    affinity = pod_spec(proxy)["affinity"]["podAntiAffinity"]
+    assert affinity["preferredDuringSchedulingIgnoredDuringExecution"]
+
+
+def test_only_the_operator_reaches_the_internal_port(default_release: Release) -> None:
+    policy = default_release.one("NetworkPolicy")
+    proxy_labels = default_release.one("Deployment", "-proxy")["spec"]["template"]["metadata"]
+    operator_labels = default_release.one("Deployment", "-operator")["spec"]["template"]["metadata"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= proxy_labels["labels"].items()
+    rules = {rule["ports"][0]["port"]: rule.get("from") for rule in policy["spec"]["ingress"]}
+    assert rules["grpc"] is None  # clients: anyone, unless networkPolicy.publicFrom is set
+    (peer,) = rules["internal"]
+    assert peer["podSelector"]["matchLabels"].items() <= operator_labels["labels"].items()
+    assert "namespaceSelector" not in peer
+
+
+def test_generated_secrets_are_random_and_kept_on_upgrade(render: Render) -> None:
+    first, upgraded = render({}, {"proxy": {"replicaCount": 3}})
+    for suffix, key in (("-root-password", "password"), ("-internal-token", "token")):
+        secret = first.one("Secret", suffix)
+        value = secret_text(secret, key)
+        assert len(value) >= 32
+        assert value != "Milvus"
+        assert secret_text(upgraded.one("Secret", suffix), key) == value
+    assert first.one("Secret", "-root-password")["metadata"]["annotations"] == {
+        "helm.sh/resource-policy": "keep"
+    }
+    other = render({})[0]
+    assert secret_text(other.one("Secret", "-root-password"), "password") != secret_text(
+        first.one("Secret", "-root-password"), "password"
+    )
+
+
+def test_existing_secrets_are_mounted_not_generated(render: Render) -> None:
+    values = load_yaml(Path(__file__).parents[2] / "examples/k8s/values-production.yaml")
+    release = render(values)[0]
+    assert release.find("Secret") == []
+    proxy = release.one("Deployment", "-proxy")
+    volumes = {
+        volume["name"]: volume["secret"]["secretName"]
+        for volume in pod_spec(proxy)["volumes"]
+        if "secret" in volume
+    }
+    assert volumes == {
+        "internal-token": "milvus-auth-internal-token",
+        "etcd-auth": "milvus-auth-etcd",
+        "etcd-tls": "milvus-auth-etcd-tls",
+        "root-password": "milvus-root-password",
+        "tls": "milvus-auth-proxy-tls",
+    }
+    env = env_of(containers(proxy)[0])
+    assert env["MILVUS_AUTH_ETCD_USER"] == "milvus-auth"
+    assert env["MILVUS_AUTH_SUPER_USERS"] == "platform_admin"
+    assert "replicas" not in proxy["spec"]  # the HorizontalPodAutoscaler owns it
+    assert release.one("HorizontalPodAutoscaler")["spec"]["minReplicas"] == 3
+    assert release.one("ServiceMonitor")["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+
+
+def test_namespaced_scope_grants_roles_only_in_watched_namespaces(render: Render) -> None:
+    release = render(load_yaml(Path(__file__).parent / "values/minimal-namespaced.yaml"))[0]
+    assert release.find("ClusterRole") == []
+    assert release.find("ClusterRoleBinding") == []
+    roles = {role["metadata"]["namespace"]: role for role in release.find("Role", "-operator")}
+    assert set(roles) == {"team-a", "team-b"}
+    verbs = {
+        verb
+        for rule in roles["team-a"]["rules"]
+        if rule["resources"] == ["secrets"]
+        for verb in rule["verbs"]
+    }
+    assert verbs == {"get", "list", "watch"}  # generatedSecrets: false
+    (container,) = containers(release.one("Deployment", "-operator"))
+    assert container["args"] == ["operator", "--namespace=team-a", "--namespace=team-b"]
+    assert release.find("CustomResourceDefinition") == []
+    assert release.find("NetworkPolicy") == []
+
+
+def test_cluster_scope_may_write_only_what_it_needs(default_release: Release) -> None:
+    rules = default_release.one("ClusterRole")["rules"]
+    writes = {
+        (group, resource, verb)
+        for rule in rules
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+        if verb in {"create", "update", "patch", "delete", "deletecollection", "*"}
+    }
+    assert writes == {
+        ("auth.milvus.io", "milvususers", "patch"),
+        ("auth.milvus.io", "milvususers", "update"),
+        ("auth.milvus.io", "milvususers/status", "patch"),
+        ("auth.milvus.io", "milvususers/status", "update"),
+        ("auth.milvus.io", "milvususers/finalizers", "update"),
+        ("", "secrets", "create"),
+        ("", "secrets", "update"),
+        ("", "secrets", "patch"),
+        ("", "events", "create"),
+        ("", "events", "patch"),
+        ("events.k8s.io", "events", "create"),
+        ("events.k8s.io", "events", "patch"),
+        ("kopf.dev", "clusterkopfpeerings", "patch"),
+    }
+
+
+def test_crd_can_be_left_out_or_unprotected(render: Render) -> None:
+    assert render({"crds": {"enabled": False}})[0].find("CustomResourceDefinition") == []
+    crd = render({"crds": {"keep": False}})[0].one("CustomResourceDefinition")
+    assert "helm.sh/resource-policy" not in crd["metadata"].get("annotations", {})
+
+
+def test_operator_can_update_stock_milvus_proxies(render: Render) -> None:
+    values = load_yaml(Path(__file__).parent / "values/operator-for-stock-milvus.yaml")
+    release = render(values)[0]
+    assert release.find("Deployment", "-proxy") == []
+    (container,) = containers(release.one("Deployment", "-operator"))
+    env = env_of(container)
+    assert env["MILVUS_AUTH_PROXY_SERVICE"] == "milvus/milvus-proxy-internal"
+    assert env["MILVUS_AUTH_ETCD_CA"] == "/etc/milvus-auth/etcd-tls/ca.crt"
+    assert "MILVUS_AUTH_ETCD_CERT" not in env
+    assert release.one("Role", "-proxies")["metadata"]["namespace"] == "milvus"
+
+
+def test_notes_tell_the_next_steps(default_release: Release) -> None:
+    notes = default_release.notes
+    assert "mauth-milvus-auth-proxy.milvus.svc:19530" in notes
+    assert "mauth-milvus-auth-root-password" in notes
+    assert "kind: MilvusUser" in notes
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"proxy": {"replicaCount": "two"}},
+        {"unknown": True},
+        {"etcd": {"tls": {"enabled": True}}},
+    ],
+    ids=str,
+)
+def test_helm_refuses_bad_values(render: Render, values: dict[str, Any]) -> None:
+    with pytest.raises(RenderError, match="schema"):
+        render(values)
