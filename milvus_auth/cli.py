@@ -9,6 +9,7 @@ from typing import Any
 
 from milvus_auth import __version__, users
 from milvus_auth.config import ConfigError
+from milvus_auth.operator import command as operator_command
 from milvus_auth.proxy import command as proxy_command
 
 EXIT_USER_ERROR = 1
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     # its run function, so `milvus-auth users` starts fast.
     users.register(commands)
     proxy_command.register(commands)
+    operator_command.register(commands)
     return parser
 
 

@@ -1,0 +1,209 @@
+"""Act on the decisions of `reconcile.py`: claim, read the Secret, write etcd, notify proxies.
+
+One `Reconciler` per operator. Reconciles of one resource are serialised by a lock, because
+kopf runs change handlers, the resync timer and deletion concurrently. bcrypt runs in a thread,
+so hashing for many users uses every core and never blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+
+from milvus_auth.core import (
+    CredentialRecord,
+    UserExists,
+    cache_digest,
+    hash_password,
+    verify_password,
+)
+from milvus_auth.operator.kube import KubeClient, KubeError
+from milvus_auth.operator.metrics import OperatorMetrics
+from milvus_auth.operator.notify import FanOut, Notifier
+from milvus_auth.operator.reconcile import (
+    Applied,
+    Removal,
+    UserSpec,
+    Write,
+    check_spec,
+    decide_notify,
+    decide_removal,
+    decide_write,
+)
+from milvus_auth.operator.secrets import PasswordProblem, SecretPassword, read_password
+from milvus_auth.operator.status import Outcome, Reason
+from milvus_auth.store import ClaimStore, CredentialStore, EtcdUnavailable, RevisionConflict
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RemovalOutcome:
+    """What deleting a MilvusUser did; `done` False means retry before dropping the finalizer."""
+
+    removal: Removal
+    done: bool
+    message: str
+    proxies: FanOut | None = None
+
+
+class Reconciler:
+    """Brings one MilvusUser's etcd record and the proxies' caches in line with its Secret."""
+
+    def __init__(
+        self,
+        *,
+        store: CredentialStore,
+        claims: ClaimStore,
+        kube: KubeClient,
+        notifier: Notifier,
+        metrics: OperatorMetrics,
+        bcrypt_cost: int,
+    ) -> None:
+        self.store = store
+        self.claims = claims
+        self.kube = kube
+        self.notifier = notifier
+        self.metrics = metrics
+        self.bcrypt_cost = bcrypt_cost
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def reconcile(self, spec: UserSpec, applied: Applied) -> Outcome:
+        """One pass; never raises for expected failures, they come back as the outcome."""
+        async with self._locks[spec.owner]:
+            outcome = await self._reconcile(spec, applied)
+        self.metrics.reconciles.labels(outcome.reason.value).inc()
+        return outcome
+
+    async def _reconcile(self, spec: UserSpec, applied: Applied) -> Outcome:
+        invalid = check_spec(spec)
+        if invalid is not None:
+            return Outcome(Reason.INVALID_SPEC, invalid)
+        try:
+            holder = await self.claims.claim(spec.username, spec.owner)
+            if holder != spec.owner:
+                return Outcome(
+                    Reason.CONFLICT, f"username {spec.username} is already managed by {holder}"
+                )
+            secret = await read_password(self.kube, spec)
+            return await self._apply(spec, applied, secret)
+        except PasswordProblem as problem:
+            return Outcome(Reason(problem.reason), problem.message)
+        except EtcdUnavailable as error:
+            return Outcome(Reason.ETCD_UNAVAILABLE, f"{error}; retrying")
+        except (RevisionConflict, UserExists):
+            return Outcome(Reason.RECORD_CHANGED, "the record changed while writing; retrying")
+        except KubeError as error:
+            return Outcome(Reason.KUBERNETES_UNAVAILABLE, f"{error}; retrying")
+
+    async def _apply(self, spec: UserSpec, applied: Applied, secret: SecretPassword) -> Outcome:
+        stored = await self.store.get(spec.username)
+        write = decide_write(
+            applied=applied,
+            secret_version=secret.version,
+            regenerated=secret.regenerated,
+            stored_revision=None if stored is None else stored.mod_revision,
+        )
+        revision = applied.record_revision
+        if write is Write.VERIFY:
+            assert stored is not None
+            if await self._verify(secret.password, stored.record.encrypted_password):
+                write, revision = Write.NONE, stored.mod_revision
+            else:
+                write = Write.UPDATE
+        if write is Write.CREATE:
+            hashed = await self._hash(secret.password)
+            revision = await self.store.create(CredentialRecord(spec.username, hashed))
+            self.metrics.etcd_writes.labels("create").inc()
+        elif write is Write.UPDATE:
+            assert stored is not None
+            hashed = await self._hash(secret.password)
+            record = stored.record.with_password(hashed)
+            revision = await self.store.update(record, expected_revision=stored.mod_revision)
+            self.metrics.etcd_writes.labels("update").inc()
+        wrote = write in {Write.CREATE, Write.UPDATE}
+        if wrote:
+            log.info(
+                "wrote the record of %s (%s) at revision %s", spec.username, write.value, revision
+            )
+        note = (
+            ""
+            if secret.watched
+            else (
+                f"; Secret {spec.effective_secret_name} is not labelled auth.milvus.io/watch=true, "
+                "so its changes apply at the next resync"
+            )
+        )
+        if not decide_notify(wrote=wrote, applied=applied):
+            return Outcome(Reason.APPLIED, f"password applied{note}", secret.version, revision)
+        try:
+            proxies = await self.notifier.update(
+                spec.username, cache_digest(spec.username, secret.password)
+            )
+        except KubeError as error:
+            return Outcome(
+                Reason.PROXIES_PENDING,
+                f"cannot list the proxies: {error}",
+                secret.version,
+                revision,
+                applied=wrote,
+                written=write.value if wrote else "",
+            )
+        written = write.value if wrote else ""
+        if not proxies.complete:
+            message = f"{proxies.updated} of {proxies.total} proxies updated; retrying"
+            return Outcome(
+                Reason.PROXIES_PENDING,
+                message,
+                secret.version,
+                revision,
+                proxies,
+                applied=True,
+                written=written,
+            )
+        message = f"password applied; {proxies.updated}/{proxies.total} proxies updated{note}"
+        return Outcome(
+            Reason.APPLIED,
+            message,
+            secret.version,
+            revision,
+            proxies,
+            applied=True,
+            written=written,
+        )
+
+    async def _hash(self, password: str) -> str:
+        with self.metrics.bcrypt("hash"):
+            return await asyncio.to_thread(hash_password, password, self.bcrypt_cost)
+
+    async def _verify(self, password: str, hashed: str) -> bool:
+        with self.metrics.bcrypt("verify"):
+            return await asyncio.to_thread(verify_password, password, hashed)
+
+    async def remove(self, spec: UserSpec, applied: Applied) -> RemovalOutcome:
+        """Delete (or keep) the Milvus user when its MilvusUser goes; raises EtcdUnavailable."""
+        async with self._locks[spec.owner]:
+            holder = await self.claims.owner_of(spec.username) if spec.username else None
+            removal = decide_removal(spec, applied, claim_holder=holder)
+            if removal is Removal.NOT_OWNED:
+                return RemovalOutcome(removal, done=True, message=removal.value)
+            proxies = None
+            if removal is Removal.DELETE:
+                if await self.store.delete(spec.username):
+                    self.metrics.etcd_writes.labels("delete").inc()
+                    log.info("deleted the record of %s", spec.username)
+                try:
+                    proxies = await self.notifier.invalidate(spec.username)
+                except KubeError as error:
+                    return RemovalOutcome(
+                        removal, done=False, message=f"cannot list proxies: {error}"
+                    )
+                if not proxies.complete:
+                    message = f"{proxies.updated} of {proxies.total} proxies invalidated"
+                    return RemovalOutcome(removal, done=False, message=message, proxies=proxies)
+            await self.claims.release(spec.username, spec.owner)
+        self._locks.pop(spec.owner, None)
+        self.metrics.reconciles.labels(removal.name.title()).inc()
+        return RemovalOutcome(removal, done=True, message=removal.value, proxies=proxies)

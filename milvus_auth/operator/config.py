@@ -1,0 +1,165 @@
+"""`milvus-auth operator` flags (each with its `MILVUS_AUTH_*` variable) and its settings object."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from milvus_auth.config import (
+    CommonSettings,
+    ConfigError,
+    add_common_arguments,
+    add_option,
+    common_settings,
+    parse_bool,
+    parse_names,
+    read_secret_file,
+)
+
+DEFAULT_RESYNC_PERIOD = 300.0
+DEFAULT_PROXY_TIMEOUT = 2.0
+
+
+@dataclass(frozen=True)
+class ServiceRef:
+    """The proxies' internal Service, whose EndpointSlices list the proxy pods."""
+
+    namespace: str
+    name: str
+
+    @classmethod
+    def parse(cls, text: str) -> ServiceRef:
+        """`namespace/name`."""
+        namespace, sep, name = text.strip().partition("/")
+        if not sep or not namespace or not name or "/" in name:
+            raise argparse.ArgumentTypeError(f"expected namespace/name, got {text!r}")
+        return cls(namespace, name)
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    """Everything the operator process needs, built once from flags and environment."""
+
+    common: CommonSettings
+    """etcd, key layout and bcrypt cost, shared with the other subcommands."""
+    proxy_service: ServiceRef | None = None
+    """Where to find the proxies to notify; None means there are no proxies to notify."""
+    internal_token: str | None = field(default=None, repr=False)
+    """Sent as gRPC metadata on the proxies' internal port, when the proxies require it."""
+    namespaces: tuple[str, ...] = ()
+    """Namespaces to watch (exact names); empty with `all_namespaces` means the whole cluster."""
+    all_namespaces: bool = False
+    """Watch MilvusUsers and labelled Secrets in every namespace."""
+    resync_period: float = DEFAULT_RESYNC_PERIOD
+    """Seconds between level-based re-checks of each user (unlabelled Secrets, drift)."""
+    proxy_timeout: float = DEFAULT_PROXY_TIMEOUT
+    """Seconds one cache RPC to one proxy may take."""
+    liveness: str | None = None
+    """kopf's liveness endpoint URL, e.g. `http://0.0.0.0:8080/healthz`."""
+    metrics_port: int | None = None
+    """Port of the Prometheus metrics endpoint; None disables it."""
+    peering: str | None = None
+    """kopf peering name for hot standby; None runs standalone."""
+    kubeconfig: str | None = None
+    """An explicit kubeconfig file; None finds the cluster as kopf and kubectl do."""
+
+
+class _Namespaces(argparse.Action):
+    """Repeatable and comma-separated; the first flag on the command line replaces the env list."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        given = list(getattr(namespace, "_namespaces_from_cli", []))
+        given.extend(parse_names(str(values)))
+        namespace._namespaces_from_cli = given
+        setattr(namespace, self.dest, ",".join(given))
+
+
+def add_arguments(
+    parser: argparse.ArgumentParser, environ: Mapping[str, str] | None = None
+) -> None:
+    """The operator's own flags plus the shared etcd ones."""
+    add_common_arguments(parser, environ)
+    group = parser.add_argument_group("operator")
+
+    def option(flag: str, **kwargs: Any) -> None:
+        add_option(group, flag, environ=environ, **kwargs)  # type: ignore[arg-type]
+
+    option(
+        "--proxy-service",
+        help="the proxies' internal Service as namespace/name (its EndpointSlices' port named "
+        "`internal` are the proxies to notify); unset means no proxies",
+        type=ServiceRef.parse,
+        metavar="NAMESPACE/NAME",
+    )
+    option(
+        "--internal-token-file",
+        help="file holding the token the proxies' internal port requires",
+        metavar="PATH",
+    )
+    option(
+        "--namespace",
+        help="namespace to watch; repeat or comma-separate for several",
+        default="",
+        action=_Namespaces,
+        metavar="NS",
+    )
+    option("--all-namespaces", help="watch every namespace", default=False, type=parse_bool)
+    option(
+        "--resync-period",
+        help="seconds between re-checks of every user (picks up unlabelled Secrets and drift)",
+        default=DEFAULT_RESYNC_PERIOD,
+        type=float,
+    )
+    option(
+        "--proxy-timeout",
+        help="seconds one cache update RPC to one proxy may take",
+        default=DEFAULT_PROXY_TIMEOUT,
+        type=float,
+    )
+    option("--liveness", help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz", metavar="URL")
+    option("--metrics-port", help="serve Prometheus metrics on this port", type=int)
+    option("--peering", help="kopf peering name for hot standby (unset: standalone)")
+    option(
+        "--kubeconfig",
+        help="kubeconfig file (unset: in-cluster service account, then $KUBECONFIG, "
+        "then ~/.kube/config)",
+        metavar="PATH",
+    )
+
+
+def build_config(args: argparse.Namespace) -> OperatorConfig:
+    """Check the flags together and read the token file; raise `ConfigError` on bad input."""
+    namespaces = tuple(sorted(parse_names(args.namespace or "")))
+    if bool(namespaces) == bool(args.all_namespaces):
+        raise ConfigError("give either --namespace NS (one or more) or --all-namespaces true")
+    if any(char in name for name in namespaces for char in "*?![]"):
+        raise ConfigError("--namespace takes exact names, not patterns")
+    if args.resync_period <= 0 or args.proxy_timeout <= 0:
+        raise ConfigError("--resync-period and --proxy-timeout must be positive")
+    token = read_secret_file(args.internal_token_file) if args.internal_token_file else None
+    if token is not None and not token:
+        raise ConfigError(f"{args.internal_token_file} is empty")
+    return OperatorConfig(
+        common=common_settings(args),
+        proxy_service=args.proxy_service,
+        internal_token=token,
+        namespaces=namespaces,
+        all_namespaces=bool(args.all_namespaces),
+        resync_period=args.resync_period,
+        proxy_timeout=args.proxy_timeout,
+        liveness=args.liveness or None,
+        metrics_port=args.metrics_port,
+        peering=args.peering or None,
+        kubeconfig=args.kubeconfig or None,
+    )

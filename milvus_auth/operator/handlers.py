@@ -1,0 +1,225 @@
+"""The kopf wiring (the only module importing kopf): handlers are a few lines each.
+
+Create, resume and update share one reconcile (id `reconcile`); a timer re-checks every user
+each resync period; deletion sits behind the `auth.milvus.io/finalizer`. Secrets labelled
+`auth.milvus.io/watch: "true"` are watched with an event handler that never writes to the
+Secret: it marks the MilvusUsers using it (annotation `auth.milvus.io/secret-version`), which
+kopf sees as an update and reconciles at once.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import threading
+from typing import Any
+
+import kopf
+
+from milvus_auth.operator.kube import KubeAccess, KubeError, namespaced_path
+from milvus_auth.operator.reconcile import GROUP, PLURAL, VERSION, Applied, Removal, UserSpec
+from milvus_auth.operator.runtime import OperatorRuntime
+from milvus_auth.operator.secrets import WATCH_LABEL, secret_version
+from milvus_auth.operator.status import Outcome, Reason, build_status, status_patch
+from milvus_auth.store import EtcdUnavailable
+
+log = logging.getLogger(__name__)
+USERS = (GROUP, VERSION, PLURAL)
+TRIGGER_ANNOTATION = f"{GROUP}/secret-version"
+MAX_DELAY = 30.0
+# First retry delay per reason; it doubles on each retry up to MAX_DELAY.
+_BASE_DELAY = {
+    Reason.PROXIES_PENDING: 0.5,
+    Reason.RECORD_CHANGED: 0.2,
+    Reason.ETCD_UNAVAILABLE: 1.0,
+    Reason.SECRET_NOT_FOUND: 1.0,
+    Reason.KUBERNETES_UNAVAILABLE: 2.0,
+}
+_REMOVAL_RETRIES = 5  # then the finalizer goes anyway: proxies also watch etcd for deletions
+
+
+def backoff(reason: Reason, retry: int) -> float:
+    """Seconds before retry number `retry` (0-based) of a reconcile that ended with `reason`."""
+    return float(min(_BASE_DELAY.get(reason, 1.0) * 2**retry, MAX_DELAY))
+
+
+def configure(settings: kopf.OperatorSettings, runtime: OperatorRuntime) -> None:
+    """Finalizer, progress and diff-base under the project's domain; events only for warnings."""
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    # kopf turns log lines into Events at this level; the handlers post their own Events.
+    settings.posting.level = logging.WARNING
+    # Exact namespaces need no namespace listing (less RBAC); patterns are refused in config.
+    settings.scanning.disabled = not runtime.config.all_namespaces
+
+
+def build_registry(runtime: OperatorRuntime) -> kopf.OperatorRegistry:
+    """Every handler of the operator, bound to one runtime."""
+    registry = kopf.OperatorRegistry()
+    _register_lifecycle(registry, runtime)
+    _register_users(registry, runtime)
+    _register_secrets(registry, runtime)
+    return registry
+
+
+def _register_lifecycle(registry: kopf.OperatorRegistry, runtime: OperatorRuntime) -> None:
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        configure(settings, runtime)
+        await runtime.open()
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        await runtime.close()
+
+    @kopf.on.login(registry=registry)
+    async def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        kubeconfig = runtime.config.kubeconfig
+        info = _login_with_file(kubeconfig) if kubeconfig else kopf.login_via_client(**kwargs)
+        if info is not None:
+            ssl = info.as_ssl_context() if info.server.startswith("https") else None
+            await runtime.kube.set_access(KubeAccess(info.server, info.as_http_headers(), ssl))
+        return info
+
+
+def _login_with_file(path: str) -> kopf.ConnectionInfo:
+    """Credentials from an explicit kubeconfig file (kopf's own login reads only the default)."""
+    import kubernetes  # noqa: PLC0415  (only needed with --kubeconfig)
+
+    client = kubernetes.client.Configuration()
+    kubernetes.config.load_kube_config(
+        config_file=path, client_configuration=client, persist_config=False
+    )
+    header = client.get_api_key_with_prefix("BearerToken") or client.get_api_key_with_prefix(
+        "authorization"
+    )
+    scheme, _, token = (header or "").rpartition(" ")
+    return kopf.ConnectionInfo(
+        server=client.host,
+        ca_path=client.ssl_ca_cert,
+        insecure=not client.verify_ssl,
+        username=client.username or None,
+        password=client.password or None,
+        scheme=scheme or None,
+        token=token or None,
+        certificate_path=client.cert_file,
+        private_key_path=client.key_file,
+    )
+
+
+def _register_users(registry: kopf.OperatorRegistry, runtime: OperatorRuntime) -> None:
+    @kopf.on.resume(*USERS, id="reconcile", registry=registry)
+    @kopf.on.create(*USERS, id="reconcile", registry=registry)
+    @kopf.on.update(*USERS, id="reconcile", registry=registry)
+    async def reconcile(body: kopf.Body, patch: kopf.Patch, retry: int, **_: Any) -> None:
+        await _reconcile(runtime, body, patch, retry)
+
+    @kopf.timer(
+        *USERS,
+        id="resync",
+        interval=runtime.config.resync_period,
+        initial_delay=runtime.config.resync_period,
+        registry=registry,
+    )
+    async def resync(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
+        await _reconcile(runtime, body, patch, int(kwargs.get("retry") or 0))
+
+    @kopf.on.delete(*USERS, id="remove", registry=registry)
+    async def remove(body: kopf.Body, patch: kopf.Patch, retry: int, **_: Any) -> None:
+        spec = UserSpec.from_body(body)
+        try:
+            result = await runtime.reconciler.remove(spec, Applied.from_status(body.get("status")))
+        except EtcdUnavailable as error:
+            message = f"deletion waits for etcd: {error}"
+            _record(body, patch, Outcome(Reason.ETCD_UNAVAILABLE, message))
+            delay = backoff(Reason.ETCD_UNAVAILABLE, retry)
+            raise kopf.TemporaryError(message, delay=delay) from None
+        if not result.done and retry < _REMOVAL_RETRIES:
+            raise kopf.TemporaryError(result.message, delay=backoff(Reason.PROXIES_PENDING, retry))
+        if not result.done:
+            kopf.warn(body, reason="ProxiesPending", message=f"finalizer removed; {result.message}")
+        if result.removal is Removal.DELETE:
+            kopf.info(body, reason="Deleted", message=f"deleted Milvus user {spec.username}")
+        else:
+            kopf.info(body, reason="Retained", message=f"kept Milvus user: {result.removal.value}")
+
+
+def _register_secrets(registry: kopf.OperatorRegistry, runtime: OperatorRuntime) -> None:
+    @kopf.index(*USERS, id="users_by_secret", registry=registry)
+    async def users_by_secret(body: kopf.Body, **_: Any) -> dict[tuple[str, str], tuple[str, ...]]:
+        spec = UserSpec.from_body(body)
+        applied = (body.get("status") or {}).get("passwordVersion") or ""
+        marked = body.metadata.annotations.get(TRIGGER_ANNOTATION, "")
+        return {(spec.namespace, spec.effective_secret_name): (spec.name, applied, marked)}
+
+    @kopf.on.event("v1", "secrets", labels={WATCH_LABEL: "true"}, registry=registry)
+    async def secret_changed(type: str, body: kopf.Body, **kwargs: Any) -> None:
+        users_by_secret: kopf.Index[tuple[str, str], tuple[str, ...]] = kwargs["users_by_secret"]
+        namespace, name = body.metadata.namespace or "", body.metadata.name or ""
+        version = f"deleted:{body.metadata.uid}" if type == "DELETED" else secret_version(body)
+        for user, applied, marked in users_by_secret.get((namespace, name), []):
+            if version in {applied, marked}:
+                continue
+            path = namespaced_path(f"{GROUP}/{VERSION}", namespace, PLURAL, user)
+            change = {"metadata": {"annotations": {TRIGGER_ANNOTATION: version}}}
+            try:
+                await runtime.kube.patch(path, change)
+            except KubeError as error:
+                # The resync timer still picks the change up; say why it was not immediate.
+                log.warning("cannot mark %s/%s for Secret %s: %s", namespace, user, name, error)
+
+
+async def _reconcile(
+    runtime: OperatorRuntime, body: kopf.Body, patch: kopf.Patch, retry: int
+) -> None:
+    spec = UserSpec.from_body(body)
+    applied = Applied.from_status(body.get("status"))
+    outcome = await runtime.reconciler.reconcile(spec, applied)
+    _record(body, patch, outcome)
+    if not outcome.ready and not outcome.stalled:
+        raise kopf.TemporaryError(outcome.message, delay=backoff(outcome.reason, retry))
+
+
+def _record(body: kopf.Body, patch: kopf.Patch, outcome: Outcome) -> None:
+    """Patch the status fields that changed and post the Events the outcome deserves."""
+    previous = dict(body.get("status") or {})
+    generation = int(body.metadata.get("generation") or 0)
+    now = datetime.datetime.now(datetime.UTC)
+    status = build_status(outcome, generation=generation, previous=previous, now=now)
+    for key, value in status_patch(previous, status).items():
+        patch.status[key] = value
+    _post_event(body, outcome, previous)
+
+
+def _post_event(body: kopf.Body, outcome: Outcome, previous: dict[str, Any]) -> None:
+    if outcome.written == "create":
+        kopf.info(body, reason="Created", message=outcome.message)
+    elif outcome.written == "update":
+        kopf.info(body, reason="Updated", message=outcome.message)
+    ready = [c for c in previous.get("conditions") or [] if c.get("type") == "Ready"]
+    before = ready[0].get("reason") if ready else None
+    if not outcome.ready and before != outcome.reason.value:
+        kopf.warn(body, reason=outcome.reason.value, message=outcome.message)
+
+
+async def run_operator(
+    runtime: OperatorRuntime,
+    *,
+    stop_flag: threading.Event | None = None,
+    ready_flag: threading.Event | None = None,
+) -> None:
+    """Run kopf with this runtime until `stop_flag` is set (or forever)."""
+    config = runtime.config
+    await kopf.operator(
+        registry=build_registry(runtime),
+        clusterwide=config.all_namespaces,
+        namespaces=list(config.namespaces),
+        standalone=config.peering is None,
+        peering_name=config.peering,
+        liveness_endpoint=config.liveness,
+        stop_flag=stop_flag,
+        ready_flag=ready_flag,
+    )

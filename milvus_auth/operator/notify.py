@@ -1,0 +1,163 @@
+"""Push cache changes to every proxy: Milvus's own `UpdateCredentialCache` fan-out, concurrently.
+
+Proxies are the ready endpoints of the EndpointSlices of one Service (port named `internal`),
+so stock Milvus proxies (internal port 19529) and milvus-auth proxies are notified alike. The
+digest travels only in the RPC; it is never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import grpc
+
+from milvus_auth.core.internal import INTERNAL_TOKEN_METADATA
+from milvus_auth.operator.config import ServiceRef
+from milvus_auth.operator.kube import JsonObject, KubeClient
+from milvus_auth.operator.metrics import OperatorMetrics
+from milvus_auth.protos import proxy_pb2, proxy_pb2_grpc
+
+log = logging.getLogger(__name__)
+INTERNAL_PORT_NAME = "internal"
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+
+
+@dataclass(frozen=True)
+class FanOut:
+    """How many proxies confirmed a change, of how many were asked."""
+
+    updated: int
+    total: int
+
+    @property
+    def complete(self) -> bool:
+        """Every proxy confirmed (vacuously true without proxies)."""
+        return self.updated == self.total
+
+
+class Notifier(Protocol):
+    """What reconciles need from the proxy fan-out; tests may substitute their own."""
+
+    async def update(self, username: str, digest: str) -> FanOut:
+        """Set the user's cache entry on every proxy."""
+        ...
+
+    async def invalidate(self, username: str) -> FanOut:
+        """Drop the user's cache entry on every proxy."""
+        ...
+
+
+def ready_endpoints(slices: list[JsonObject], service: ServiceRef) -> list[str]:
+    """`host:port` of every ready endpoint of the Service's `internal` port, sorted, unique."""
+    found: set[str] = set()
+    for item in slices:
+        labels = (item.get("metadata") or {}).get("labels") or {}
+        if labels.get(SERVICE_NAME_LABEL) != service.name:
+            continue  # a server that ignores label selectors must not add other services' pods
+        ports = [
+            p.get("port") for p in item.get("ports") or [] if p.get("name") == INTERNAL_PORT_NAME
+        ]
+        for endpoint in item.get("endpoints") or []:
+            # A missing `ready` means ready (EndpointSlice API); `False` means not serving.
+            if (endpoint.get("conditions") or {}).get("ready") is False:
+                continue
+            for address in endpoint.get("addresses") or []:
+                host = f"[{address}]" if ":" in str(address) else str(address)
+                found.update(f"{host}:{port}" for port in ports if isinstance(port, int))
+    return sorted(found)
+
+
+class ProxyNotifier:
+    """Finds the proxies on every call (pods come and go) and keeps one channel per proxy."""
+
+    def __init__(
+        self,
+        *,
+        kube: KubeClient,
+        service: ServiceRef | None,
+        token: str | None,
+        timeout: float,
+        metrics: OperatorMetrics,
+    ) -> None:
+        self.kube = kube
+        self.service = service
+        self.timeout = timeout
+        self.metrics = metrics
+        self._metadata = ((INTERNAL_TOKEN_METADATA, token),) if token else None
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    async def endpoints(self) -> list[str]:
+        """The proxies to notify now."""
+        if self.service is None:
+            return []
+        path = f"/apis/discovery.k8s.io/v1/namespaces/{self.service.namespace}/endpointslices"
+        slices = await self.kube.list(
+            path, label_selector=f"{SERVICE_NAME_LABEL}={self.service.name}"
+        )
+        return ready_endpoints(slices, self.service)
+
+    async def update(self, username: str, digest: str) -> FanOut:
+        """UpdateCredentialCache on every proxy."""
+        request = proxy_pb2.UpdateCredCacheRequest(username=username, password=digest)
+        return await self._fan_out(
+            "UpdateCredentialCache", lambda s: s.UpdateCredentialCache, request
+        )
+
+    async def invalidate(self, username: str) -> FanOut:
+        """InvalidateCredentialCache on every proxy."""
+        request = proxy_pb2.InvalidateCredCacheRequest(username=username)
+        return await self._fan_out(
+            "InvalidateCredentialCache", lambda s: s.InvalidateCredentialCache, request
+        )
+
+    async def _fan_out(
+        self, rpc: str, method: Callable[[Any], Callable[..., Awaitable[Any]]], request: Any
+    ) -> FanOut:
+        started = time.perf_counter()
+        targets = await self.endpoints()
+        results = await asyncio.gather(*(self._call(t, rpc, method, request) for t in targets))
+        self.metrics.fanout_seconds.labels(rpc).observe(time.perf_counter() - started)
+        return FanOut(updated=sum(results), total=len(targets))
+
+    async def _call(
+        self,
+        target: str,
+        rpc: str,
+        method: Callable[[Any], Callable[..., Awaitable[Any]]],
+        request: Any,
+    ) -> bool:
+        channel = self._channels.get(target)
+        if channel is None:
+            channel = self._channels[target] = grpc.aio.insecure_channel(target)
+        stub = proxy_pb2_grpc.ProxyStub(channel)
+        try:
+            status = await method(stub)(request, timeout=self.timeout, metadata=self._metadata)
+        except grpc.RpcError as error:
+            code = error.code() if isinstance(error, grpc.aio.AioRpcError) else None
+            log.warning("%s on proxy %s failed: %s", rpc, target, code)
+            # A fresh channel next time: the old one may sit in reconnect backoff for long.
+            await self._drop(target)
+            self.metrics.proxy_failures.labels(rpc).inc()
+            return False
+        if status.error_code != 0 or status.code != 0:
+            log.warning(
+                "%s on proxy %s refused: code %s", rpc, target, status.code or status.error_code
+            )
+            self.metrics.proxy_failures.labels(rpc).inc()
+            return False
+        return True
+
+    async def _drop(self, target: str) -> None:
+        channel = self._channels.pop(target, None)
+        if channel is not None:
+            await channel.close()
+
+    async def close(self) -> None:
+        """Close every channel."""
+        for target in list(self._channels):
+            await self._drop(target)

@@ -1,0 +1,71 @@
+"""The operator's long-lived clients: opened at kopf start-up, closed at clean-up.
+
+Kept apart from the kopf handlers so that tests can hand in their own notifier and read the
+metrics of the very operator they run.
+"""
+
+from __future__ import annotations
+
+from milvus_auth.operator.apply import Reconciler
+from milvus_auth.operator.config import OperatorConfig
+from milvus_auth.operator.kube import KubeClient
+from milvus_auth.operator.metrics import OperatorMetrics
+from milvus_auth.operator.notify import Notifier, ProxyNotifier
+from milvus_auth.store import ClaimStore, CredentialStore
+
+
+class OperatorRuntime:
+    """etcd store and claims, the Kubernetes client, the proxy notifier, the reconciler."""
+
+    def __init__(self, config: OperatorConfig, *, notifier: Notifier | None = None) -> None:
+        self.config = config
+        self.metrics = OperatorMetrics()
+        self.kube = KubeClient()
+        self._notifier_override = notifier
+        self._proxy_notifier: ProxyNotifier | None = None
+        self._store: CredentialStore | None = None
+        self._reconciler: Reconciler | None = None
+
+    @property
+    def reconciler(self) -> Reconciler:
+        """The reconciler; only between `open` and `close`."""
+        if self._reconciler is None:
+            raise RuntimeError("the operator runtime is not open")
+        return self._reconciler
+
+    async def open(self) -> None:
+        """Create the clients (etcd connects lazily, so a down etcd does not stop start-up)."""
+        common = self.config.common
+        self._store = CredentialStore(common.etcd, common.layout)
+        claims = ClaimStore(self._store.connection, common.layout.meta_root)
+        notifier = self._notifier_override
+        if notifier is None:
+            notifier = self._proxy_notifier = ProxyNotifier(
+                kube=self.kube,
+                service=self.config.proxy_service,
+                token=self.config.internal_token,
+                timeout=self.config.proxy_timeout,
+                metrics=self.metrics,
+            )
+        self._reconciler = Reconciler(
+            store=self._store,
+            claims=claims,
+            kube=self.kube,
+            notifier=notifier,
+            metrics=self.metrics,
+            bcrypt_cost=common.bcrypt_cost,
+        )
+        if self.config.metrics_port is not None:
+            self.metrics.serve(self.config.metrics_port)
+
+    async def close(self) -> None:
+        """Close every client; safe to call twice."""
+        self._reconciler = None
+        if self._proxy_notifier is not None:
+            await self._proxy_notifier.close()
+            self._proxy_notifier = None
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
+        await self.kube.close()
+        self.metrics.stop()

@@ -1,0 +1,215 @@
+"""The operator's test cluster: kmock as the Kubernetes API, and the operator in its own thread.
+
+kopf runs in a thread with its own event loop, as it would in its own process: kmock lives on
+the test's loop, and kopf's shutdown waits for every task on its loop, which must not include
+kmock's. kmock does not bump resourceVersion, so tests that edit a Secret set a new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import kmock
+import yaml
+
+from milvus_auth.operator.handlers import run_operator
+from milvus_auth.operator.runtime import OperatorRuntime
+
+NAMESPACE = "team"
+USERS = "auth.milvus.io/v1alpha1/milvususers"
+SECRETS = "v1/secrets"
+SLICES = "discovery.k8s.io/v1/endpointslices"
+_VERBS = {"list", "watch", "get", "create", "patch", "update", "delete"}
+_MERGE = {"Content-Type": "application/merge-patch+json"}
+
+
+def declare_resources(api: kmock.KubernetesEmulator) -> None:
+    """The resources the operator watches or reads, as an API server would announce them."""
+    api.resources["v1/namespaces"] = kmock.ResourceInfo(kind="Namespace", verbs=_VERBS)
+    api.resources["v1/events"] = kmock.ResourceInfo(kind="Event", namespaced=True, verbs=_VERBS)
+    api.resources[SECRETS] = kmock.ResourceInfo(kind="Secret", namespaced=True, verbs=_VERBS)
+    api.resources[SLICES] = kmock.ResourceInfo(kind="EndpointSlice", namespaced=True, verbs=_VERBS)
+    api.resources[USERS] = kmock.ResourceInfo(
+        kind="MilvusUser", namespaced=True, verbs=_VERBS, subresources={"status"}
+    )
+
+
+def write_kubeconfig(path: Path, server: str) -> Path:
+    """A kubeconfig pointing at kmock (no credentials: kmock needs none)."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "kmock",
+        "clusters": [{"name": "kmock", "cluster": {"server": server}}],
+        "users": [{"name": "tester", "user": {}}],
+        "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "tester"}}],
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+class OperatorThread:
+    """`run_operator` in a thread; `start` waits until kopf is ready, `stop` until it exited."""
+
+    def __init__(self, runtime: OperatorRuntime) -> None:
+        self.runtime = runtime
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="operator", daemon=True)
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(run_operator(self.runtime, stop_flag=self._stop, ready_flag=self._ready))
+        except BaseException as error:  # reported to the test by `stop`
+            self._error = error
+
+    async def start(self) -> None:
+        self._thread.start()
+        ready = await asyncio.to_thread(self._ready.wait, 20)
+        assert ready, f"operator did not start: {self._error!r}"
+        await asyncio.sleep(0.3)  # the watch streams open just after the ready flag
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await asyncio.to_thread(self._thread.join, 20)
+        assert not self._thread.is_alive(), "operator did not stop"
+        assert self._error is None, f"operator failed: {self._error!r}"
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool] | bool], *, within: float = 15.0, what: str = ""
+) -> None:
+    """Poll `check` (sync or async) on the test's loop until true, or fail after `timeout`."""
+    deadline = time.monotonic() + within
+    while True:
+        result = check()
+        if isinstance(result, Awaitable):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true after {within} s: {what or check}")
+        await asyncio.sleep(0.05)
+
+
+class Cluster:
+    """Object helpers over kmock's HTTP API, so that every change reaches kopf's watches."""
+
+    def __init__(self, api: kmock.KubernetesEmulator) -> None:
+        self.api = api
+        self._versions = 100
+
+    def _version(self) -> str:
+        self._versions += 1
+        return str(self._versions)
+
+    async def _send(self, method: str, path: str, body: dict[str, Any] | None = None) -> None:
+        headers = _MERGE if method == "PATCH" else None
+        async with self.api.request(method, path, json=body, headers=headers) as response:
+            assert response.status < 400, f"{method} {path}: {response.status}"
+
+    async def create_user(self, name: str, spec: dict[str, Any]) -> None:
+        body = {
+            "apiVersion": "auth.milvus.io/v1alpha1",
+            "kind": "MilvusUser",
+            "metadata": {
+                "name": name,
+                "namespace": NAMESPACE,
+                "uid": f"uid-{name}",
+                "generation": 1,
+                "resourceVersion": self._version(),
+            },
+            "spec": spec,
+        }
+        await self._send(
+            "POST", f"/apis/auth.milvus.io/v1alpha1/namespaces/{NAMESPACE}/milvususers", body
+        )
+
+    async def delete_user(self, name: str) -> None:
+        await self._send(
+            "DELETE", f"/apis/auth.milvus.io/v1alpha1/namespaces/{NAMESPACE}/milvususers/{name}"
+        )
+
+    async def put_secret(
+        self, name: str, password: str, *, key: str = "password", watched: bool = True
+    ) -> None:
+        """Create the Secret, or change its password (with a new resourceVersion)."""
+        data = {key: base64.b64encode(password.encode()).decode()}
+        meta: dict[str, Any] = {"resourceVersion": self._version()}
+        if self.secret(name) is not None:
+            await self._send(
+                "PATCH",
+                f"/api/v1/namespaces/{NAMESPACE}/secrets/{name}",
+                {"metadata": meta, "data": data},
+            )
+            return
+        meta |= {"name": name, "namespace": NAMESPACE, "uid": f"uid-secret-{name}"}
+        if watched:
+            meta["labels"] = {"auth.milvus.io/watch": "true"}
+        body = {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "data": data}
+        await self._send("POST", f"/api/v1/namespaces/{NAMESPACE}/secrets", body)
+
+    async def delete_secret(self, name: str) -> None:
+        await self._send("DELETE", f"/api/v1/namespaces/{NAMESPACE}/secrets/{name}")
+
+    def _get(self, resource: str, name: str) -> dict[str, Any] | None:
+        key = (kmock.resource(resource), NAMESPACE, name)
+        if key not in self.api.objects or self.api.objects[key].deleted:
+            return None
+        raw: dict[str, Any] = self.api.objects[key].raw
+        return raw
+
+    def user(self, name: str) -> dict[str, Any] | None:
+        return self._get(USERS, name)
+
+    def secret(self, name: str) -> dict[str, Any] | None:
+        return self._get(SECRETS, name)
+
+    def status(self, name: str) -> dict[str, Any]:
+        return dict((self.user(name) or {}).get("status") or {})
+
+    def condition(self, name: str, kind: str = "Ready") -> dict[str, Any]:
+        for condition in self.status(name).get("conditions") or []:
+            if condition.get("type") == kind:
+                return dict(condition)
+        return {}
+
+    def reason(self, name: str) -> str | None:
+        return self.condition(name).get("reason")
+
+    def events(self) -> list[dict[str, Any]]:
+        return [
+            obj.raw
+            for (resource, _, _), obj in self.api.objects.items()
+            if resource == kmock.resource("v1/events") and not obj.deleted
+        ]
+
+    def set_proxies(self, service: str, addresses: list[tuple[str, int]]) -> None:
+        """The Service's EndpointSlices, one per proxy (loopback proxies differ only by port)."""
+        for key in [k for k in self.api.objects if k[0] == kmock.resource(SLICES)]:
+            del self.api.objects[key]
+        for index, (host, port) in enumerate(addresses):
+            endpoint = {"addresses": [host], "conditions": {"ready": True}}
+            self._slice(f"{service}-{index}", service, [endpoint], port)
+
+    def _slice(self, name: str, service: str, endpoints: list[Any], port: int) -> None:
+        self.api.objects[kmock.resource(SLICES), NAMESPACE, name] = {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": name,
+                "namespace": NAMESPACE,
+                "resourceVersion": self._version(),
+                "labels": {"kubernetes.io/service-name": service},
+            },
+            "addressType": "IPv4",
+            "endpoints": endpoints,
+            "ports": [{"name": "internal", "port": port, "protocol": "TCP"}],
+        }
