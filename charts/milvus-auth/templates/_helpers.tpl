@@ -196,12 +196,13 @@ prometheus.io/path: /metrics
 
 {{/* The operator's rules for MilvusUsers and their Secrets, in every watched namespace. */}}
 {{- define "milvus-auth.operator.userRules" -}}
+# kopf patches MilvusUsers (finalizer, its annotations) and their status.
 - apiGroups: [auth.milvus.io]
   resources: [milvususers]
-  verbs: [get, list, watch, patch, update]
+  verbs: [get, list, watch, patch]
 - apiGroups: [auth.milvus.io]
   resources: [milvususers/status]
-  verbs: [get, patch, update]
+  verbs: [get, patch]
 # Generated Secrets carry an owner reference with blockOwnerDeletion to their MilvusUser.
 - apiGroups: [auth.milvus.io]
   resources: [milvususers/finalizers]
@@ -215,9 +216,9 @@ prometheus.io/path: /metrics
 # Secrets that it owns (owner reference to the MilvusUser) and never touches others.
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [create, update, patch]
-{{- end }}
-- apiGroups: ["", events.k8s.io]
-  resources: [events]
   verbs: [create, patch]
+{{- end }}
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
 {{- end }}
