@@ -31,6 +31,16 @@ from milvus_auth.store import CredentialStore, watch_users
 
 log = logging.getLogger(__name__)
 
+_PUBLIC_OPTIONS: list[tuple[str, Any]] = [
+    *CHANNEL_OPTIONS,
+    # Two proxies must not silently share a port.
+    ("grpc.so_reuseport", 0),
+    # gRPC refuses headers over 8-16 KiB with RESOURCE_EXHAUSTED before any handler runs; an
+    # oversized `authorization` must get Milvus's UNAUTHENTICATED like any other bad value.
+    ("grpc.max_metadata_size", 256 * 1024),
+    ("grpc.absolute_max_metadata_size", 256 * 1024),
+]
+
 
 class PublicRouter(grpc.GenericRpcHandler):
     """Credential RPCs are served here; every other method goes to the upstream Milvus."""
@@ -91,8 +101,7 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
             auth_enabled=settings.auth_enabled,
         )
         interceptors = [AuthInterceptor(authenticator)] if settings.auth_enabled else []
-        options: list[tuple[str, Any]] = [*CHANNEL_OPTIONS, ("grpc.so_reuseport", 0)]
-        public = grpc.aio.server(interceptors=interceptors, options=options)
+        public = grpc.aio.server(interceptors=interceptors, options=_PUBLIC_OPTIONS)
         public.add_generic_rpc_handlers((PublicRouter(credential_handlers(credentials), upstream),))
         internal = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
         add_internal_services(internal, authenticator, token=settings.internal_token)
