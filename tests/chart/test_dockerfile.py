@@ -8,6 +8,7 @@ non-root numeric user, nothing but the venv in the runtime stage), the build con
 
 from __future__ import annotations
 
+import ast
 import fnmatch
 import json
 import re
@@ -16,9 +17,12 @@ import subprocess
 import sys
 import zipfile
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from tests.chart.conftest import ROOT
 
@@ -184,5 +188,53 @@ def test_builder_stage_builds_the_wheel(tmp_path: Path) -> None:
         entry_points = next(name for name in names if name.endswith("entry_points.txt"))
         assert "milvus-auth = milvus_auth.cli:main" in archive.read(entry_points).decode()
     assert "milvus_auth/cli.py" in names
+    assert "milvus_auth/protos/proxy_pb2.py" in names  # generated code is committed
     assert "milvus_auth/py.typed" in names
     assert not any(name.startswith("tests/") for name in names)
+
+
+def _imported_distributions() -> dict[str, set[str]]:
+    """Top-level third-party modules milvus_auth imports -> the distributions providing them."""
+    providers = metadata.packages_distributions()
+    found: dict[str, set[str]] = {}
+    for path in (ROOT / "milvus_auth").rglob("*.py"):
+        if path.name == "generate.py":  # `make protos`, a developer tool (grpc_tools)
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top == "milvus_auth":
+                    continue
+                found[top] = {canonicalize_name(d) for d in providers.get(top, [])}
+    return found
+
+
+def _runtime_closure() -> set[str]:
+    """The project's runtime dependencies and theirs, as installed: what the image gets."""
+    pending = list(metadata.requires("milvus-auth") or [])
+    closure: set[str] = set()
+    while pending:
+        requirement = Requirement(pending.pop())
+        if requirement.marker and not requirement.marker.evaluate({"extra": ""}):
+            continue
+        name = canonicalize_name(requirement.name)
+        if name not in closure:
+            closure.add(name)
+            pending.extend(metadata.requires(name) or [])
+    return closure
+
+
+def test_runtime_dependencies_provide_every_import() -> None:
+    # The image installs only the runtime dependencies (no dev extras): every module the
+    # package imports must come with them.
+    closure = _runtime_closure()
+    imported = _imported_distributions()
+    assert {"grpcio", "kopf", "aetcd"} <= {d for ds in imported.values() for d in ds}
+    missing = {module for module, dists in imported.items() if not dists & closure}
+    assert missing == set()
