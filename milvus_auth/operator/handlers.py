@@ -3,8 +3,8 @@
 Create, resume and update share one reconcile (id `reconcile`); a timer re-checks every user
 each resync period; deletion sits behind the `auth.milvus.io/finalizer`. Secrets labelled
 `auth.milvus.io/watch: "true"` are watched with an event handler that never writes to the
-Secret: it marks the MilvusUsers using it (annotation `auth.milvus.io/secret-version`), which
-kopf sees as an update and reconciles at once.
+Secret: it marks the MilvusUsers using it (annotation `trigger.auth.milvus.io/secret-version`),
+which kopf sees as an update and reconciles at once.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from milvus_auth.store import EtcdUnavailable
 
 log = logging.getLogger(__name__)
 USERS = (GROUP, VERSION, PLURAL)
-TRIGGER_ANNOTATION = f"{GROUP}/secret-version"
+# Not under `auth.milvus.io/`: kopf leaves its own storage prefix out of the diff it reacts to.
+TRIGGER_ANNOTATION = f"trigger.{GROUP}/secret-version"
 MAX_DELAY = 30.0
 # First retry delay per reason; it doubles on each retry up to MAX_DELAY.
 _BASE_DELAY = {
@@ -50,7 +51,8 @@ def configure(settings: kopf.OperatorSettings, runtime: OperatorRuntime) -> None
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration"
     )
-    # kopf turns log lines into Events at this level; the handlers post their own Events.
+    # kopf turns log lines into Events at this level; the handlers post their own Events
+    # with `kopf.event`, which this level does not filter.
     settings.posting.level = logging.WARNING
     # Exact namespaces need no namespace listing (less RBAC); patterns are refused in config.
     settings.scanning.disabled = not runtime.config.all_namespaces
@@ -140,11 +142,26 @@ def _register_users(registry: kopf.OperatorRegistry, runtime: OperatorRuntime) -
         if not result.done and retry < _REMOVAL_RETRIES:
             raise kopf.TemporaryError(result.message, delay=backoff(Reason.PROXIES_PENDING, retry))
         if not result.done:
-            kopf.warn(body, reason="ProxiesPending", message=f"finalizer removed; {result.message}")
+            kopf.event(
+                body,
+                type="Warning",
+                reason="ProxiesPending",
+                message=f"finalizer removed; {result.message}",
+            )
         if result.removal is Removal.DELETE:
-            kopf.info(body, reason="Deleted", message=f"deleted Milvus user {spec.username}")
+            kopf.event(
+                body,
+                type="Normal",
+                reason="Deleted",
+                message=f"deleted Milvus user {spec.username}",
+            )
         else:
-            kopf.info(body, reason="Retained", message=f"kept Milvus user: {result.removal.value}")
+            kopf.event(
+                body,
+                type="Normal",
+                reason="Retained",
+                message=f"kept Milvus user: {result.removal.value}",
+            )
 
 
 def _register_secrets(registry: kopf.OperatorRegistry, runtime: OperatorRuntime) -> None:
@@ -196,13 +213,13 @@ def _record(body: kopf.Body, patch: kopf.Patch, outcome: Outcome) -> None:
 
 def _post_event(body: kopf.Body, outcome: Outcome, previous: dict[str, Any]) -> None:
     if outcome.written == "create":
-        kopf.info(body, reason="Created", message=outcome.message)
+        kopf.event(body, type="Normal", reason="Created", message=outcome.message)
     elif outcome.written == "update":
-        kopf.info(body, reason="Updated", message=outcome.message)
+        kopf.event(body, type="Normal", reason="Updated", message=outcome.message)
     ready = [c for c in previous.get("conditions") or [] if c.get("type") == "Ready"]
     before = ready[0].get("reason") if ready else None
     if not outcome.ready and before != outcome.reason.value:
-        kopf.warn(body, reason=outcome.reason.value, message=outcome.message)
+        kopf.event(body, type="Warning", reason=outcome.reason.value, message=outcome.message)
 
 
 async def run_operator(

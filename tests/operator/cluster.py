@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,21 @@ SECRETS = "v1/secrets"
 SLICES = "discovery.k8s.io/v1/endpointslices"
 _VERBS = {"list", "watch", "get", "create", "patch", "update", "delete"}
 _MERGE = {"Content-Type": "application/merge-patch+json"}
+
+
+_generated_names = itertools.count(1)
+
+
+class Emulator(kmock.KubernetesEmulator):
+    """kmock's emulator, plus `metadata.generateName` (kopf's Events rely on it)."""
+
+    async def _handle(self, request: kmock.Request) -> Any:
+        data = request.data
+        if request.action == kmock.action.CREATE and isinstance(data, dict):
+            meta = data.setdefault("metadata", {})
+            if not meta.get("name") and meta.get("generateName"):
+                meta["name"] = f"{meta['generateName']}{next(_generated_names)}"
+        return await super()._handle(request)
 
 
 def declare_resources(api: kmock.KubernetesEmulator) -> None:

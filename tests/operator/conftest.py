@@ -26,6 +26,7 @@ from tests.operator.cluster import (
     SECRETS,
     USERS,
     Cluster,
+    Emulator,
     OperatorThread,
     declare_resources,
     write_kubeconfig,
@@ -56,10 +57,11 @@ class FakeNotifier:
 
 
 @pytest.fixture
-async def api(kmock: kmock.KubernetesEmulator) -> kmock.KubernetesEmulator:
-    """kmock, announcing the resources the operator uses."""
-    declare_resources(kmock)
-    return kmock
+async def api() -> AsyncIterator[kmock.KubernetesEmulator]:
+    """kmock serving on a free port, announcing the resources the operator uses."""
+    async with Emulator() as emulator, kmock.Server(emulator):
+        declare_resources(emulator)
+        yield emulator
 
 
 @pytest.fixture
