@@ -31,6 +31,14 @@ typecheck: $(BIN)/.installed
 test: $(BIN)/.installed etcd lint typecheck
 	$(BIN)/pytest -q
 
+# etcd, milvus-lite and the proxy on 127.0.0.1:19530 under .run/ (root / Milvus); Ctrl-C stops.
+run: $(BIN)/.installed etcd
+	BIN=$(BIN) ./scripts/run-dev.sh
+
+# The proxy's benchmarks; each prints its figures and ratios measured in the same run.
+bench: $(BIN)/.installed
+	$(BIN)/python -m bench
+
 # Regenerate milvus_auth/protos/proxy_pb2*.py(i) from proxy.proto (commit the result).
 protos: $(BIN)/.installed
 	$(BIN)/python -m milvus_auth.protos.generate
