@@ -296,6 +296,14 @@ def test_peering_adds_its_rbac(render: Render) -> None:
     } in rules
 
 
+def test_extra_flags_become_variables_but_never_twice(render: Render) -> None:
+    release = render({"operator": {"extraFlags": {"kubeconfig": "/etc/kube/config"}}})[0]
+    (container,) = containers(release.one("Deployment", "-operator"))
+    assert env_of(container)["MILVUS_AUTH_KUBECONFIG"] == "/etc/kube/config"
+    with pytest.raises(RenderError, match="already sets MILVUS_AUTH_ETCD_TIMEOUT"):
+        render({"proxy": {"extraFlags": {"etcd-timeout": 10}}})
+
+
 def test_crd_can_be_left_out_or_unprotected(render: Render) -> None:
     assert render({"crds": {"enabled": False}})[0].find("CustomResourceDefinition") == []
     crd = render({"crds": {"keep": False}})[0].one("CustomResourceDefinition")

@@ -105,47 +105,6 @@ generate one on first install. Call with dict "root" $ "name" <secret> "key" <ke
 {{- end }}
 {{- end }}
 
-{{/* Environment shared by both processes: etcd, layout, hashing. Secrets are files. */}}
-{{- define "milvus-auth.etcdEnv" -}}
-- name: MILVUS_AUTH_ETCD_ENDPOINTS
-  value: {{ join "," .Values.etcd.endpoints | quote }}
-- name: MILVUS_AUTH_META_ROOT
-  value: {{ .Values.etcd.metaRoot | quote }}
-- name: MILVUS_AUTH_LAYOUT
-  value: {{ .Values.etcd.layout | quote }}
-- name: MILVUS_AUTH_ETCD_TIMEOUT
-  value: {{ .Values.etcd.timeout | quote }}
-- name: MILVUS_AUTH_BCRYPT_COST
-  value: {{ .Values.bcryptCost | quote }}
-- name: MILVUS_AUTH_INTERNAL_TOKEN_FILE
-  value: /etc/milvus-auth/internal-token/{{ .Values.internalToken.key }}
-{{- if .Values.etcd.auth.enabled }}
-- name: MILVUS_AUTH_ETCD_USER
-  value: {{ required "etcd.auth.username is required when etcd.auth.enabled" .Values.etcd.auth.username | quote }}
-- name: MILVUS_AUTH_ETCD_PASSWORD_FILE
-  value: /etc/milvus-auth/etcd-auth/{{ .Values.etcd.auth.passwordKey }}
-{{- end }}
-{{- if .Values.etcd.tls.enabled }}
-- name: MILVUS_AUTH_ETCD_CA
-  value: /etc/milvus-auth/etcd-tls/{{ .Values.etcd.tls.caKey }}
-{{- if .Values.etcd.tls.certKey }}
-- name: MILVUS_AUTH_ETCD_CERT
-  value: /etc/milvus-auth/etcd-tls/{{ .Values.etcd.tls.certKey }}
-- name: MILVUS_AUTH_ETCD_KEY
-  value: /etc/milvus-auth/etcd-tls/{{ .Values.etcd.tls.keyKey }}
-{{- end }}
-{{- end }}
-{{- end }}
-
-{{/* `flag-name: value` maps as MILVUS_AUTH_FLAG_NAME variables. */}}
-{{- define "milvus-auth.flagEnv" -}}
-{{- $lines := list }}
-{{- range $flag, $value := . }}
-{{- $lines = append $lines (printf "- name: MILVUS_AUTH_%s\n  value: %s" ($flag | replace "-" "_" | upper) ($value | toString | quote)) }}
-{{- end }}
-{{- join "\n" $lines }}
-{{- end }}
-
 {{- define "milvus-auth.secretVolumeMounts" -}}
 - name: tmp
   mountPath: /tmp

@@ -1,0 +1,129 @@
+{{/* The MILVUS_AUTH_* variables of each process; secrets are always files (the *_FILE flags). */}}
+
+{{/* Shared by both processes: etcd, key layout, hashing, the internal token. */}}
+{{- define "milvus-auth.etcdEnv" -}}
+- name: MILVUS_AUTH_ETCD_ENDPOINTS
+  value: {{ join "," .Values.etcd.endpoints | quote }}
+- name: MILVUS_AUTH_META_ROOT
+  value: {{ .Values.etcd.metaRoot | quote }}
+- name: MILVUS_AUTH_LAYOUT
+  value: {{ .Values.etcd.layout | quote }}
+- name: MILVUS_AUTH_ETCD_TIMEOUT
+  value: {{ .Values.etcd.timeout | quote }}
+- name: MILVUS_AUTH_BCRYPT_COST
+  value: {{ .Values.bcryptCost | quote }}
+- name: MILVUS_AUTH_INTERNAL_TOKEN_FILE
+  value: /etc/milvus-auth/internal-token/{{ .Values.internalToken.key }}
+{{- if .Values.etcd.auth.enabled }}
+- name: MILVUS_AUTH_ETCD_USER
+  value: {{ required "etcd.auth.username is required when etcd.auth.enabled" .Values.etcd.auth.username | quote }}
+- name: MILVUS_AUTH_ETCD_PASSWORD_FILE
+  value: /etc/milvus-auth/etcd-auth/{{ .Values.etcd.auth.passwordKey }}
+{{- end }}
+{{- if .Values.etcd.tls.enabled }}
+- name: MILVUS_AUTH_ETCD_CA
+  value: /etc/milvus-auth/etcd-tls/{{ .Values.etcd.tls.caKey }}
+{{- if .Values.etcd.tls.certKey }}
+- name: MILVUS_AUTH_ETCD_CERT
+  value: /etc/milvus-auth/etcd-tls/{{ .Values.etcd.tls.certKey }}
+- name: MILVUS_AUTH_ETCD_KEY
+  value: /etc/milvus-auth/etcd-tls/{{ .Values.etcd.tls.keyKey }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "milvus-auth.proxy.env" -}}
+{{- $p := .Values.proxy }}
+{{- include "milvus-auth.etcdEnv" . }}
+- name: MILVUS_AUTH_HOST
+  value: "0.0.0.0"
+- name: MILVUS_AUTH_PORT
+  value: {{ $p.ports.public | quote }}
+- name: MILVUS_AUTH_INTERNAL_PORT
+  value: {{ $p.ports.internal | quote }}
+{{- if .Values.metrics.enabled }}
+- name: MILVUS_AUTH_METRICS_PORT
+  value: {{ $p.ports.metrics | quote }}
+{{- end }}
+- name: MILVUS_AUTH_UPSTREAM
+  value: {{ required "proxy.upstream (host:port of Milvus) is required" $p.upstream | quote }}
+- name: MILVUS_AUTH_AUTH_ENABLED
+  value: {{ $p.authEnabled | quote }}
+{{- with $p.superUsers }}
+- name: MILVUS_AUTH_SUPER_USERS
+  value: {{ join "," . | quote }}
+{{- end }}
+- name: MILVUS_AUTH_ROOT_PASSWORD_FILE
+  value: /etc/milvus-auth/root-password/{{ $p.rootPassword.key }}
+{{- if $p.upstreamToken.existingSecret }}
+- name: MILVUS_AUTH_UPSTREAM_TOKEN_FILE
+  value: /etc/milvus-auth/upstream-token/{{ $p.upstreamToken.key }}
+{{- end }}
+{{- if $p.tls.enabled }}
+- name: MILVUS_AUTH_TLS_CERT
+  value: /etc/milvus-auth/tls/{{ $p.tls.certKey }}
+- name: MILVUS_AUTH_TLS_KEY
+  value: /etc/milvus-auth/tls/{{ $p.tls.keyKey }}
+{{- if $p.tls.clientCAKey }}
+- name: MILVUS_AUTH_TLS_CLIENT_CA
+  value: /etc/milvus-auth/tls/{{ $p.tls.clientCAKey }}
+{{- end }}
+{{- end }}
+- name: MILVUS_AUTH_RATE_LIMIT_USER_BURST
+  value: {{ $p.rateLimit.userBurst | quote }}
+- name: MILVUS_AUTH_RATE_LIMIT_USER_PER_SECOND
+  value: {{ $p.rateLimit.userPerSecond | quote }}
+- name: MILVUS_AUTH_RATE_LIMIT_PEER_BURST
+  value: {{ $p.rateLimit.peerBurst | quote }}
+- name: MILVUS_AUTH_RATE_LIMIT_PEER_PER_SECOND
+  value: {{ $p.rateLimit.peerPerSecond | quote }}
+- name: MILVUS_AUTH_SHUTDOWN_GRACE
+  value: {{ $p.shutdownGrace | quote }}
+- name: MILVUS_AUTH_LOG_LEVEL
+  value: {{ $p.logLevel | quote }}
+{{- end }}
+
+{{- define "milvus-auth.operator.env" -}}
+{{- $o := .Values.operator }}
+{{- include "milvus-auth.etcdEnv" . }}
+{{- if eq $o.scope "cluster" }}
+- name: MILVUS_AUTH_ALL_NAMESPACES
+  value: "true"
+{{- else }}
+- name: MILVUS_AUTH_NAMESPACE
+  value: {{ include "milvus-auth.operator.namespaces" . | fromJsonArray | join "," | quote }}
+{{- end }}
+- name: MILVUS_AUTH_PROXY_SERVICE
+  value: {{ default (printf "%s/%s" .Release.Namespace (include "milvus-auth.proxy.internalService" .)) $o.proxyService | quote }}
+- name: MILVUS_AUTH_RESYNC_PERIOD
+  value: {{ $o.resyncPeriod | quote }}
+- name: MILVUS_AUTH_PROXY_TIMEOUT
+  value: {{ $o.proxyTimeout | quote }}
+{{- with $o.peering }}
+- name: MILVUS_AUTH_PEERING
+  value: {{ . | quote }}
+{{- end }}
+- name: MILVUS_AUTH_LIVENESS
+  value: {{ printf "http://0.0.0.0:%v/healthz" $o.ports.health | quote }}
+{{- if .Values.metrics.enabled }}
+- name: MILVUS_AUTH_METRICS_PORT
+  value: {{ $o.ports.metrics | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+extraFlags as variables: `flag-name: value` -> MILVUS_AUTH_FLAG_NAME. A flag the chart already
+sets fails the render, so a value is never silently given twice.
+Call with dict "flags" <map> "managed" <the rendered env>.
+*/}}
+{{- define "milvus-auth.flagEnv" -}}
+{{- $lines := list }}
+{{- range $flag, $value := .flags }}
+{{- $name := printf "MILVUS_AUTH_%s" ($flag | replace "-" "_" | upper) }}
+{{- if contains (printf "name: %s\n" $name) (printf "%s\n" $.managed) }}
+{{- fail (printf "extraFlags.%s: the chart already sets %s from its own value" $flag $name) }}
+{{- end }}
+{{- $lines = append $lines (printf "- name: %s\n  value: %s" $name ($value | toString | quote)) }}
+{{- end }}
+{{- join "\n" $lines }}
+{{- end }}
