@@ -6,9 +6,11 @@ import asyncio
 import copy
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import celpy
 import jsonschema
 import kubernetes_validate
 import lupa
@@ -91,13 +93,56 @@ def test_core_objects_pass_kubernetes_schema(path: Path) -> None:
             kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
 
 
+def cel_rules(schema: dict[str, Any], value: Any, path: str = "") -> Iterator[tuple[str, str, Any]]:
+    """(path, rule, value) for every x-kubernetes-validations rule that applies to `value`."""
+    for rule in schema.get("x-kubernetes-validations", []):
+        yield path, rule["rule"], value
+    if isinstance(value, dict):
+        for name, sub in schema.get("properties", {}).items():
+            if name in value:
+                yield from cel_rules(sub, value[name], f"{path}.{name}")
+
+
+def cel(rule: str, value: Any, old: Any) -> bool:
+    environment = celpy.Environment()
+    program = environment.program(environment.compile(rule))
+    activation = {"self": celpy.json_to_cel(value), "oldSelf": celpy.json_to_cel(old)}
+    return bool(program.evaluate(activation))
+
+
+def broken_rules(user: dict[str, Any], old: dict[str, Any] | None = None) -> list[str]:
+    """The CEL rules `user` breaks, as an update of `old` (or of itself: an unchanged apply)."""
+    previous = {path: value for path, _, value in cel_rules(user_schema(), old or user)}
+    return [
+        f"{path}: {rule}"
+        for path, rule, value in cel_rules(user_schema(), user)
+        if not cel(rule, value, previous.get(path, value))
+    ]
+
+
 @pytest.mark.parametrize("user", milvus_users(), ids=lambda user: user["metadata"]["name"])
 def test_example_users_pass_the_crd_schema(user: dict[str, Any]) -> None:
     jsonschema.validate(user, user_schema())
-    spec = user["spec"]
-    # The CEL rules, which jsonschema cannot run, restated for the examples.
-    assert spec["username"] != "root" or spec.get("allowRoot") is True
-    assert "rotation" not in spec or "passwordSecretRef" not in spec
+    assert broken_rules(user) == []
+
+
+@pytest.mark.parametrize(
+    ("spec", "old_spec"),
+    [
+        ({"username": "root"}, None),
+        ({"username": "root", "allowRoot": False}, None),
+        ({"username": "ci", "rotation": "2", "passwordSecretRef": {"name": "s"}}, None),
+        ({"username": "bob"}, {"username": "alice"}),
+    ],
+    ids=["root-without-allowRoot", "root-allowRoot-false", "rotation-with-secret", "rename"],
+)
+def test_crd_cel_rules_refuse_what_the_schema_cannot(
+    spec: dict[str, Any], old_spec: dict[str, Any] | None
+) -> None:
+    user = {"apiVersion": "auth.milvus.io/v1alpha1", "kind": "MilvusUser", "spec": spec}
+    jsonschema.validate(user, user_schema())  # structurally fine...
+    old = {**user, "spec": old_spec} if old_spec else None
+    assert broken_rules(user, old)  # ...but the API server's CEL rules refuse it
 
 
 def test_examples_cover_the_three_kinds_of_user() -> None:
