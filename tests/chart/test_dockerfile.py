@@ -24,7 +24,8 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.chart.conftest import ROOT
+import milvus_auth
+from tests.chart.conftest import CHART, ROOT, load_yaml
 
 DOCKERFILE = ROOT / "Dockerfile"
 BUILD_TOOLS = ("gcc", "g++", "build-essential", "make", "cmake", "clang", "git", "curl", "wget")
@@ -238,3 +239,11 @@ def test_runtime_dependencies_provide_every_import() -> None:
     assert {"grpcio", "kopf", "aetcd"} <= {d for ds in imported.values() for d in ds}
     missing = {module for module, dists in imported.items() if not dists & closure}
     assert missing == set()
+
+
+def test_image_chart_and_package_versions_agree() -> None:
+    (version,) = re.findall(r"^ARG VERSION=(\S+)$", DOCKERFILE.read_text(), flags=re.MULTILINE)
+    chart = load_yaml(CHART / "Chart.yaml")
+    assert version == chart["appVersion"] == milvus_auth.__version__
+    example = load_yaml(ROOT / "examples" / "k8s" / "values-production.yaml")
+    assert example["image"]["tag"] == version
