@@ -69,11 +69,21 @@ class Reconciler:
         self.metrics = metrics
         self.bcrypt_cost = bcrypt_cost
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # What this process applied last, per resource uid. kopf hands handlers the body of the
+        # event that triggered them, whose status may predate this process's own last patch;
+        # trusting that stale status would re-hash and re-write for nothing.
+        self._applied: dict[str, Applied] = {}
 
     async def reconcile(self, spec: UserSpec, applied: Applied) -> Outcome:
         """One pass; never raises for expected failures, they come back as the outcome."""
         async with self._locks[spec.owner]:
-            outcome = await self._reconcile(spec, applied)
+            known = self._applied.get(spec.uid, applied)
+            outcome = await self._reconcile(spec, known)
+            self._applied[spec.uid] = Applied(
+                password_version=outcome.password_version or known.password_version,
+                record_revision=outcome.record_revision or known.record_revision,
+                ready=outcome.ready,
+            )
         self.metrics.reconciles.labels(outcome.reason.value).inc()
         return outcome
 
@@ -185,6 +195,7 @@ class Reconciler:
     async def remove(self, spec: UserSpec, applied: Applied) -> RemovalOutcome:
         """Delete (or keep) the Milvus user when its MilvusUser goes; raises EtcdUnavailable."""
         async with self._locks[spec.owner]:
+            applied = self._applied.get(spec.uid, applied)
             holder = await self.claims.owner_of(spec.username) if spec.username else None
             removal = decide_removal(spec, applied, claim_holder=holder)
             if removal is Removal.NOT_OWNED:
@@ -205,5 +216,6 @@ class Reconciler:
                     return RemovalOutcome(removal, done=False, message=message, proxies=proxies)
             await self.claims.release(spec.username, spec.owner)
         self._locks.pop(spec.owner, None)
+        self._applied.pop(spec.uid, None)
         self.metrics.reconciles.labels(removal.name.title()).inc()
         return RemovalOutcome(removal, done=True, message=removal.value, proxies=proxies)

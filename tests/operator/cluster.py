@@ -92,6 +92,10 @@ class OperatorThread:
         assert ready, f"operator did not start: {self._error!r}"
         await asyncio.sleep(0.3)  # the watch streams open just after the ready flag
 
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
     async def stop(self) -> None:
         self._stop.set()
         await asyncio.to_thread(self._thread.join, 20)
@@ -147,6 +151,11 @@ class Cluster:
         await self._send(
             "POST", f"/apis/auth.milvus.io/v1alpha1/namespaces/{NAMESPACE}/milvususers", body
         )
+
+    async def patch_user(self, name: str, change: dict[str, Any]) -> None:
+        change.setdefault("metadata", {})["resourceVersion"] = self._version()
+        path = f"/apis/auth.milvus.io/v1alpha1/namespaces/{NAMESPACE}/milvususers/{name}"
+        await self._send("PATCH", path, change)
 
     async def delete_user(self, name: str) -> None:
         await self._send(

@@ -35,7 +35,7 @@ from tests.operator.cluster import (
 __all__ = ["milvus", "milvus_server", "proxy_factory"]
 PROXY_SERVICE = "milvus-proxy-internal"
 
-StartOperator = Callable[..., Awaitable[OperatorRuntime]]
+StartOperator = Callable[..., Awaitable[OperatorThread]]
 
 
 class FakeNotifier:
@@ -90,16 +90,17 @@ async def start_operator(operator_config: OperatorConfig) -> AsyncIterator[Start
     """`await start_operator(notifier=..., **config_changes)`; every operator is stopped after."""
     running: list[OperatorThread] = []
 
-    async def start(notifier: Notifier | None = None, **changes: object) -> OperatorRuntime:
+    async def start(notifier: Notifier | None = None, **changes: object) -> OperatorThread:
         runtime = OperatorRuntime(replace(operator_config, **changes), notifier=notifier)  # type: ignore[arg-type]
         thread = OperatorThread(runtime)
         running.append(thread)
         await thread.start()
-        return runtime
+        return thread
 
     yield start
     for thread in running:
-        await thread.stop()
+        if not thread.stopped:
+            await thread.stop()
 
 
 @pytest.fixture(autouse=True)
