@@ -17,7 +17,7 @@ import lupa
 import pytest
 import yaml
 
-from tests.chart.conftest import CHART, EXAMPLES, ROOT, load_all
+from tests.chart.conftest import CHART, EXAMPLES, ROOT, load_all, needs_helm
 from tests.chart.kube import kubernetes_api
 
 CRD_FILE = ROOT / "crds" / "milvususer.yaml"
@@ -63,6 +63,7 @@ def test_crd_passes_kubernetes_schema_and_has_cel_rules() -> None:
     ]
 
 
+@needs_helm
 def test_chart_template_renders_the_crd(render_crd: dict[str, Any]) -> None:
     rendered = copy.deepcopy(render_crd)
     assert rendered["metadata"].pop("annotations") == {"helm.sh/resource-policy": "keep"}
