@@ -38,6 +38,8 @@ _UPSTREAM_OPTIONS = (
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 2000),
+    # The proxy never retries (the client decides); the retry filter's buffering costs latency.
+    ("grpc.enable_retries", 0),
 )
 
 
@@ -66,11 +68,17 @@ class Upstream:
         """Close the channel (in-flight calls are cancelled)."""
         await self._channel.close()
 
+    def known(self, method: str) -> bool:
+        """Whether the method is in the descriptors pymilvus ships (or gRPC health)."""
+        return method in self._shapes
+
     def handler(self, method: str) -> Handler:
-        """The forwarding handler for a method, built once and reused."""
+        """The forwarding handler for a method; built once for known methods."""
         found = self._handlers.get(method)
         if found is None:
-            found = self._handlers[method] = self._build(method)
+            found = self._build(method)
+            if self.known(method):
+                self._handlers[method] = found
         return found
 
     def _build(self, method: str) -> Handler:
@@ -97,6 +105,8 @@ class Upstream:
     ) -> Callable[[Any, Context], Any]:
         """A handler answering one response: unary-unary, or stream-unary (same flow)."""
 
+        observe = self._observer(method)
+
         async def forward(request: Any, context: Context) -> bytes:
             started = time.perf_counter()
             call = multicallable(
@@ -105,12 +115,12 @@ class Upstream:
             try:
                 response: bytes = await call
             except grpc.aio.AioRpcError as error:
-                self._observe(method, error.code(), started)
+                observe(error.code(), started)
                 await _abort_like(context, error)
             except asyncio.CancelledError:
                 call.cancel()
                 raise
-            self._observe(method, grpc.StatusCode.OK, started)
+            observe(grpc.StatusCode.OK, started)
             await _relay_metadata(context, call)
             return response
 
@@ -120,6 +130,8 @@ class Upstream:
         self, method: str, multicallable: Callable[..., Any]
     ) -> Callable[[Any, Context], AsyncIterator[bytes]]:
         """A handler relaying a response stream: unary-stream or stream-stream."""
+
+        observe = self._observer(method)
 
         async def forward(request: Any, context: Context) -> AsyncIterator[bytes]:
             started = time.perf_counter()
@@ -135,11 +147,11 @@ class Upstream:
                 async for response in call:
                     yield response
             except grpc.aio.AioRpcError as error:
-                self._observe(method, error.code(), started)
+                observe(error.code(), started)
                 await _abort_like(context, error, send_initial=not sent_initial)
             finally:
                 call.cancel()  # a no-op once finished; stops upstream if the caller went away
-            self._observe(method, grpc.StatusCode.OK, started)
+            observe(grpc.StatusCode.OK, started)
             trailing = await call.trailing_metadata()
             if trailing:
                 context.set_trailing_metadata(_pairs(trailing))
@@ -158,9 +170,21 @@ class Upstream:
             forwarded.append((AUTHORIZATION_METADATA, self._authorization))
         return forwarded
 
-    def _observe(self, method: str, code: grpc.StatusCode, started: float) -> None:
-        self._metrics.upstream_seconds.labels(method).observe(time.perf_counter() - started)
-        self._metrics.forwarded.labels(method, code.name).inc()
+    def _observer(self, method: str) -> Callable[[grpc.StatusCode, float], None]:
+        """Records one forwarded call; the metric children of the common case are resolved
+        once, as `labels()` takes a lock and builds a key on every call."""
+        latency = self._metrics.upstream_seconds.labels(method)
+        succeeded = self._metrics.forwarded.labels(method, grpc.StatusCode.OK.name)
+        forwarded = self._metrics.forwarded
+
+        def observe(code: grpc.StatusCode, started: float) -> None:
+            latency.observe(time.perf_counter() - started)
+            if code is grpc.StatusCode.OK:
+                succeeded.inc()
+            else:
+                forwarded.labels(method, code.name).inc()
+
+        return observe
 
 
 async def _relay_metadata(context: Context, call: Any) -> None:

@@ -43,15 +43,29 @@ _PUBLIC_OPTIONS: list[tuple[str, Any]] = [
 
 
 class PublicRouter(grpc.GenericRpcHandler):
-    """Credential RPCs are served here; every other method goes to the upstream Milvus."""
+    """Credential RPCs are served here, every other method goes to the upstream Milvus; with
+    authentication on, every handler is wrapped by the auth interceptor (built once per method).
+    """
 
-    def __init__(self, local: dict[str, Handler], upstream: Upstream) -> None:
+    def __init__(
+        self, local: dict[str, Handler], upstream: Upstream, auth: AuthInterceptor | None
+    ) -> None:
         self._local = local
         self._upstream = upstream
+        self._auth = auth
+        self._handlers: dict[str, Handler] = {}
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> Handler | None:
         method: str = handler_call_details.method
-        return self._local.get(method) or self._upstream.handler(method)
+        handler = self._handlers.get(method)
+        if handler is None:
+            handler = self._local.get(method) or self._upstream.handler(method)
+            if self._auth is not None:
+                handler = self._auth.wrap(method, handler)
+            if method in self._local or self._upstream.known(method):
+                # Cached only for real methods, so random paths cannot grow the table.
+                self._handlers[method] = handler
+        return handler
 
 
 @dataclass
@@ -100,9 +114,11 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
             bcrypt_cost=common.bcrypt_cost,
             auth_enabled=settings.auth_enabled,
         )
-        interceptors = [AuthInterceptor(authenticator)] if settings.auth_enabled else []
-        public = grpc.aio.server(interceptors=interceptors, options=_PUBLIC_OPTIONS)
-        public.add_generic_rpc_handlers((PublicRouter(credential_handlers(credentials), upstream),))
+        auth = AuthInterceptor(authenticator) if settings.auth_enabled else None
+        public = grpc.aio.server(options=_PUBLIC_OPTIONS)
+        public.add_generic_rpc_handlers(
+            (PublicRouter(credential_handlers(credentials), upstream, auth),)
+        )
         internal = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
         add_internal_services(internal, authenticator, token=settings.internal_token)
         try:
