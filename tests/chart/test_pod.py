@@ -1,20 +1,24 @@
-"""The proxy Pod the chart renders, run as a real process: what a cluster would start.
+"""The Pods the chart renders, run as real processes: what a cluster would start.
 
 No cluster or image exists here, so the kubelet's part is played by the test: the rendered
 Secrets are written where the Pod mounts them (under a temporary root instead of /), the
 container gets exactly the rendered environment, and the probes are made as the kubelet makes
-them. Only the addresses change: loopback ports, the test's etcd and milvus-lite.
+them. Only addresses change: loopback ports, the test's etcd and milvus-lite, and kmock as the
+Kubernetes API for the operator.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
+import kmock
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pymilvus import MilvusClient
@@ -22,10 +26,19 @@ from pymilvus.grpc_gen import milvus_pb2, milvus_pb2_grpc
 
 from milvus_auth.core.internal import INTERNAL_TOKEN_METADATA
 from milvus_auth.protos import proxy_pb2, proxy_pb2_grpc
+from milvus_auth.store import CredentialStore
 from tests.chart.conftest import Release, Render, containers, env_of, needs_helm
 from tests.harness.milvus import MilvusLite, milvus, milvus_server
 from tests.harness.processes import EtcdServer, ServerProcess, free_port, port_open
 from tests.harness.proxy import milvus_auth_binary
+from tests.operator.cluster import (
+    NAMESPACE,
+    Cluster,
+    Emulator,
+    declare_resources,
+    eventually,
+    write_kubeconfig,
+)
 
 __all__ = ["milvus", "milvus_server"]
 
@@ -151,3 +164,57 @@ def test_internal_port_requires_the_generated_token(
         )
     assert status.error_code == 0
     assert token not in process.log()
+
+
+async def test_rendered_operator_reconciles_and_answers_its_liveness_probe(
+    render: Render, tmp_path: Path, etcd: EtcdServer, meta_root: str, store: CredentialStore
+) -> None:
+    # The operator container as rendered for one watched namespace, against kmock as the
+    # Kubernetes API (the kubeconfig flag replaces the in-cluster service account).
+    release = render({"operator": {"scope": "namespaced", "watchNamespaces": [NAMESPACE]}})[0]
+    deployment = release.one("Deployment", "-operator")
+    (container,) = containers(deployment)
+    files = PodFiles(release, deployment, tmp_path / "pod")
+    health_port, metrics_port = free_port(), free_port()
+    env = {
+        name: str(files.path(value)) if value.startswith(MOUNT_ROOT) else value
+        for name, value in env_of(container).items()
+    }
+    assert env["MILVUS_AUTH_NAMESPACE"] == NAMESPACE
+    assert env["MILVUS_AUTH_LIVENESS"] == "http://0.0.0.0:8080/healthz"
+    async with Emulator() as api, kmock.Server(api):
+        declare_resources(api)
+        env |= {
+            "MILVUS_AUTH_LIVENESS": f"http://127.0.0.1:{health_port}/healthz",
+            "MILVUS_AUTH_METRICS_PORT": str(metrics_port),
+            "MILVUS_AUTH_ETCD_ENDPOINTS": etcd.endpoint,
+            "MILVUS_AUTH_META_ROOT": meta_root,
+            "MILVUS_AUTH_BCRYPT_COST": "4",
+            "MILVUS_AUTH_KUBECONFIG": str(write_kubeconfig(tmp_path / "kubeconfig", str(api.url))),
+        }
+        process = ServerProcess(
+            "pod-operator",
+            [milvus_auth_binary(), *container["args"]],
+            log_path=tmp_path / "operator.log",
+            ready=lambda: port_open(health_port),
+            env=env,
+        )
+        await asyncio.to_thread(process.start)
+        try:
+            cluster = Cluster(api)
+            await cluster.put_secret("alice-password", "alice-secret-1")
+            await cluster.create_user(
+                "alice", {"username": "alice", "passwordSecretRef": {"name": "alice-password"}}
+            )
+            await eventually(lambda: store.get("alice"), within=30, what="alice's record in etcd")
+            await eventually(
+                lambda: cluster.condition("alice").get("status") == "True",
+                within=30,
+                what="alice Ready",
+            )
+            url = f"http://127.0.0.1:{health_port}/healthz"
+            status = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).status)
+            assert status == 200
+        finally:
+            await asyncio.to_thread(process.stop)
+        assert "alice-secret-1" not in process.log()
