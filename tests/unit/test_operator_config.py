@@ -1,0 +1,91 @@
+"""`milvus-auth operator` flags: MILVUS_AUTH_* variables, namespaces, checks, the token file."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from milvus_auth.cli import build_parser
+from milvus_auth.config import ConfigError
+from milvus_auth.operator.config import ServiceRef, add_arguments, build_config
+
+
+def parse(argv: list[str], environ: dict[str, str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, environ=environ or {})
+    return parser.parse_args(argv)
+
+
+def test_defaults_with_one_namespace() -> None:
+    config = build_config(parse(["--namespace", "milvus"]))
+    assert config.namespaces == ("milvus",)
+    assert not config.all_namespaces
+    assert config.resync_period == 300.0
+    assert config.proxy_service is None
+    assert config.internal_token is None
+    assert config.peering is None
+    assert config.common.bcrypt_cost == 10
+
+
+def test_namespaces_repeat_and_comma_separate() -> None:
+    config = build_config(parse(["--namespace", "a,b", "--namespace", "c"]))
+    assert config.namespaces == ("a", "b", "c")
+
+
+def test_environment_then_flags_win() -> None:
+    environ = {
+        "MILVUS_AUTH_NAMESPACE": "x,y",
+        "MILVUS_AUTH_PROXY_SERVICE": "milvus/proxy-internal",
+        "MILVUS_AUTH_RESYNC_PERIOD": "60",
+    }
+    from_env = build_config(parse([], environ))
+    assert from_env.namespaces == ("x", "y")
+    assert from_env.proxy_service == ServiceRef("milvus", "proxy-internal")
+    assert from_env.resync_period == 60.0
+    flags = build_config(parse(["--namespace", "z", "--resync-period", "5"], environ))
+    assert flags.namespaces == ("z",)
+    assert flags.resync_period == 5.0
+
+
+def test_all_namespaces() -> None:
+    config = build_config(parse(["--all-namespaces", "true"]))
+    assert config.all_namespaces
+    assert config.namespaces == ()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "either --namespace"),
+        (["--namespace", "a", "--all-namespaces", "true"], "either --namespace"),
+        (["--namespace", "team-*"], "exact names"),
+        (["--namespace", "a", "--resync-period", "0"], "must be positive"),
+    ],
+)
+def test_refused_combinations(argv: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build_config(parse(argv))
+
+
+def test_bad_proxy_service_is_a_usage_error() -> None:
+    with pytest.raises(SystemExit):
+        parse(["--proxy-service", "no-namespace"])
+
+
+def test_token_file(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    config = build_config(parse(["--namespace", "a", "--internal-token-file", str(token)]))
+    assert config.internal_token == "s3cret"
+    assert "s3cret" not in repr(config)
+    token.write_text("")
+    with pytest.raises(ConfigError, match="is empty"):
+        build_config(parse(["--namespace", "a", "--internal-token-file", str(token)]))
+
+
+def test_operator_subcommand_is_registered() -> None:
+    args = build_parser().parse_args(["operator", "--namespace", "a", "--log-level", "debug"])
+    assert args.log_level == "DEBUG"
+    assert callable(args.run)
