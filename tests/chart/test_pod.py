@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,91 +46,127 @@ __all__ = ["milvus", "milvus_server"]
 pytestmark = needs_helm
 
 MOUNT_ROOT = "/etc/milvus-auth/"
-
-
-class PodFiles:
-    """The rendered Secrets as the kubelet would mount them, under `root`."""
-
-    def __init__(self, release: Release, deployment: dict[str, Any], root: Path) -> None:
-        self.root = root
-        secrets = {obj["metadata"]["name"]: obj for obj in release.find("Secret")}
-        spec = deployment["spec"]["template"]["spec"]
-        volumes = {volume["name"]: volume for volume in spec["volumes"]}
-        (container,) = containers(deployment)
-        for mount in container["volumeMounts"]:
-            volume = volumes[mount["name"]]
-            if "secret" not in volume:
-                continue
-            secret = secrets[volume["secret"]["secretName"]]
-            directory = self.path(mount["mountPath"])
-            directory.mkdir(parents=True)
-            for key, value in secret["data"].items():
-                (directory / key).write_bytes(base64.b64decode(value))
-
-    def path(self, pod_path: str) -> Path:
-        return self.root / pod_path.lstrip("/")
+# One watched namespace (the operator tests' kmock helpers create objects there).
+NAMESPACED = {"operator": {"scope": "namespaced", "watchNamespaces": [NAMESPACE]}}
 
 
 @dataclass(frozen=True)
-class RunningPod:
-    """The container's process and the environment it was given."""
+class Pod:
+    """One container as the kubelet would start it: its process and its environment."""
 
     process: ServerProcess
     env: dict[str, str]
 
+    def port(self, variable: str) -> int:
+        return int(self.env[variable])
 
-@pytest.fixture
-def pod(
-    render: Render, tmp_path: Path, etcd: EtcdServer, meta_root: str, milvus: MilvusLite
-) -> Iterator[RunningPod]:
-    """The default chart's proxy container, running; with its environment and its files."""
-    release = render({})[0]
-    deployment = release.one("Deployment", "-proxy")
-    files = PodFiles(release, deployment, tmp_path / "pod")
-    env = {
-        name: str(files.path(value)) if value.startswith(MOUNT_ROOT) else value
-        for name, value in env_of(containers(deployment)[0]).items()
+    def file(self, variable: str) -> str:
+        return Path(self.env[variable]).read_text(encoding="utf-8")
+
+
+def mount_secrets(release: Release, deployment: dict[str, Any], root: Path) -> None:
+    """Write each mounted Secret's keys as files, as the kubelet does, under `root`."""
+    secrets = {obj["metadata"]["name"]: obj for obj in release.find("Secret")}
+    volumes = {
+        volume["name"]: volume for volume in deployment["spec"]["template"]["spec"]["volumes"]
     }
-    ports = {"MILVUS_AUTH_PORT": free_port(), "MILVUS_AUTH_INTERNAL_PORT": free_port()}
-    env |= {name: str(port) for name, port in ports.items()}
-    env |= {
+    (container,) = containers(deployment)
+    for mount in container["volumeMounts"]:
+        volume = volumes[mount["name"]]
+        if "secret" in volume:
+            directory = root / mount["mountPath"].lstrip("/")
+            directory.mkdir(parents=True, exist_ok=True)
+            for key, value in secrets[volume["secret"]["secretName"]]["data"].items():
+                (directory / key).write_bytes(base64.b64decode(value))
+
+
+def pod(
+    release: Release, suffix: str, workdir: Path, overrides: dict[str, str], ports: list[int]
+) -> Pod:
+    """The Deployment's container with its rendered env (paths under `workdir`), not started."""
+    deployment = release.one("Deployment", suffix)
+    (container,) = containers(deployment)
+    root = workdir / "pod"
+    mount_secrets(release, deployment, root)
+    env = {
+        name: str(root / value.lstrip("/")) if value.startswith(MOUNT_ROOT) else value
+        for name, value in env_of(container).items()
+    }
+    env |= overrides | {"MILVUS_AUTH_BCRYPT_COST": "4"}  # cost 4 only to keep tests fast
+    process = ServerProcess(
+        f"pod{suffix}",
+        [milvus_auth_binary(), *container["args"]],
+        log_path=workdir / f"{suffix.strip('-')}.log",
+        ready=lambda: all(port_open(port) for port in ports),
+        env=env,
+    )
+    return Pod(process, env)
+
+
+def proxy_pod(
+    release: Release, workdir: Path, etcd: EtcdServer, meta_root: str, milvus: MilvusLite
+) -> Pod:
+    public, internal, metrics = free_port(), free_port(), free_port()
+    overrides = {
         "MILVUS_AUTH_HOST": "127.0.0.1",
-        "MILVUS_AUTH_METRICS_PORT": str(free_port()),
+        "MILVUS_AUTH_PORT": str(public),
+        "MILVUS_AUTH_INTERNAL_PORT": str(internal),
+        "MILVUS_AUTH_METRICS_PORT": str(metrics),
         "MILVUS_AUTH_ETCD_ENDPOINTS": etcd.endpoint,
         "MILVUS_AUTH_META_ROOT": meta_root,
         "MILVUS_AUTH_UPSTREAM": milvus.endpoint,
-        "MILVUS_AUTH_BCRYPT_COST": "4",  # only to keep the test fast
     }
-    process = ServerProcess(
-        "pod-proxy",
-        [milvus_auth_binary(), *containers(deployment)[0]["args"]],
-        log_path=tmp_path / "proxy.log",
-        ready=lambda: all(port_open(port) for port in ports.values()),
-        env=env,
-    )
-    process.start()
-    yield RunningPod(process, env)
-    process.stop()
+    return pod(release, "-proxy", workdir / "proxy", overrides, [public, internal])
 
 
-def test_kubelet_probes_pass_without_the_internal_token(
-    pod: RunningPod,
-) -> None:
-    env = pod.env
-    address = f"127.0.0.1:{env['MILVUS_AUTH_INTERNAL_PORT']}"
+@asynccontextmanager
+async def operator_pod(
+    release: Release, workdir: Path, etcd: EtcdServer, meta_root: str
+) -> AsyncIterator[tuple[Pod, Cluster]]:
+    """The operator container running against kmock (its kubeconfig flag replaces the
+    in-cluster service account); yields it with kmock's object helpers."""
+    health, metrics = free_port(), free_port()
+    async with Emulator() as api, kmock.Server(api):
+        declare_resources(api)
+        await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
+        kubeconfig = write_kubeconfig(workdir / "kubeconfig", str(api.url))
+        overrides = {
+            "MILVUS_AUTH_LIVENESS": f"http://127.0.0.1:{health}/healthz",
+            "MILVUS_AUTH_METRICS_PORT": str(metrics),
+            "MILVUS_AUTH_ETCD_ENDPOINTS": etcd.endpoint,
+            "MILVUS_AUTH_META_ROOT": meta_root,
+            "MILVUS_AUTH_KUBECONFIG": str(kubeconfig),
+        }
+        operator = pod(release, "-operator", workdir, overrides, [health])
+        await asyncio.to_thread(operator.process.start)
+        try:
+            yield operator, Cluster(api)
+        finally:
+            await asyncio.to_thread(operator.process.stop)
+
+
+@pytest.fixture
+def proxy(
+    render: Render, tmp_path: Path, etcd: EtcdServer, meta_root: str, milvus: MilvusLite
+) -> Iterator[Pod]:
+    """The default chart's proxy container, running."""
+    running = proxy_pod(render({})[0], tmp_path, etcd, meta_root, milvus)
+    running.process.start()
+    yield running
+    running.process.stop()
+
+
+def test_kubelet_probes_pass_without_the_internal_token(proxy: Pod) -> None:
+    address = f"127.0.0.1:{proxy.port('MILVUS_AUTH_INTERNAL_PORT')}"
     with grpc.insecure_channel(address) as channel:
-        reply = health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(), timeout=5
-        )
+        probe = health_pb2_grpc.HealthStub(channel)
+        reply = probe.Check(health_pb2.HealthCheckRequest(), timeout=5)
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
-def test_generated_root_password_opens_milvus_and_milvus_does_not(
-    pod: RunningPod,
-) -> None:
-    process, env = pod.process, pod.env
-    password = Path(env["MILVUS_AUTH_ROOT_PASSWORD_FILE"]).read_text(encoding="utf-8")
-    address = f"127.0.0.1:{env['MILVUS_AUTH_PORT']}"
+def test_generated_root_password_opens_milvus_and_milvus_does_not(proxy: Pod) -> None:
+    password = proxy.file("MILVUS_AUTH_ROOT_PASSWORD_FILE")
+    address = f"127.0.0.1:{proxy.port('MILVUS_AUTH_PORT')}"
     client = MilvusClient(uri=f"http://{address}", user="root", password=password, timeout=10)
     try:
         assert "root" in client.list_users()
@@ -145,16 +182,13 @@ def test_generated_root_password_opens_milvus_and_milvus_does_not(
                 timeout=5,
             )
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    assert password not in process.log()
+    assert password not in proxy.process.log()
 
 
-def test_internal_port_requires_the_generated_token(
-    pod: RunningPod,
-) -> None:
-    process, env = pod.process, pod.env
-    token = Path(env["MILVUS_AUTH_INTERNAL_TOKEN_FILE"]).read_text(encoding="utf-8")
+def test_internal_port_requires_the_generated_token(proxy: Pod) -> None:
+    token = proxy.file("MILVUS_AUTH_INTERNAL_TOKEN_FILE")
     request = proxy_pb2.InvalidateCredCacheRequest(username="root")
-    with grpc.insecure_channel(f"127.0.0.1:{env['MILVUS_AUTH_INTERNAL_PORT']}") as channel:
+    with grpc.insecure_channel(f"127.0.0.1:{proxy.port('MILVUS_AUTH_INTERNAL_PORT')}") as channel:
         stub = proxy_pb2_grpc.ProxyStub(channel)
         with pytest.raises(grpc.RpcError) as refused:
             stub.InvalidateCredentialCache(request, timeout=5)
@@ -163,58 +197,96 @@ def test_internal_port_requires_the_generated_token(
             request, metadata=((INTERNAL_TOKEN_METADATA, token),), timeout=5
         )
     assert status.error_code == 0
-    assert token not in process.log()
+    assert token not in proxy.process.log()
 
 
-async def test_rendered_operator_reconciles_and_answers_its_liveness_probe(
+async def test_operator_reconciles_and_answers_its_liveness_probe(
     render: Render, tmp_path: Path, etcd: EtcdServer, meta_root: str, store: CredentialStore
 ) -> None:
-    # The operator container as rendered for one watched namespace, against kmock as the
-    # Kubernetes API (the kubeconfig flag replaces the in-cluster service account).
-    release = render({"operator": {"scope": "namespaced", "watchNamespaces": [NAMESPACE]}})[0]
-    deployment = release.one("Deployment", "-operator")
-    (container,) = containers(deployment)
-    files = PodFiles(release, deployment, tmp_path / "pod")
-    health_port, metrics_port = free_port(), free_port()
-    env = {
-        name: str(files.path(value)) if value.startswith(MOUNT_ROOT) else value
-        for name, value in env_of(container).items()
-    }
-    assert env["MILVUS_AUTH_NAMESPACE"] == NAMESPACE
-    assert env["MILVUS_AUTH_LIVENESS"] == "http://0.0.0.0:8080/healthz"
-    async with Emulator() as api, kmock.Server(api):
-        declare_resources(api)
-        env |= {
-            "MILVUS_AUTH_LIVENESS": f"http://127.0.0.1:{health_port}/healthz",
-            "MILVUS_AUTH_METRICS_PORT": str(metrics_port),
-            "MILVUS_AUTH_ETCD_ENDPOINTS": etcd.endpoint,
-            "MILVUS_AUTH_META_ROOT": meta_root,
-            "MILVUS_AUTH_BCRYPT_COST": "4",
-            "MILVUS_AUTH_KUBECONFIG": str(write_kubeconfig(tmp_path / "kubeconfig", str(api.url))),
-        }
-        process = ServerProcess(
-            "pod-operator",
-            [milvus_auth_binary(), *container["args"]],
-            log_path=tmp_path / "operator.log",
-            ready=lambda: port_open(health_port),
-            env=env,
+    release = render(NAMESPACED)[0]
+    async with operator_pod(release, tmp_path, etcd, meta_root) as (operator, cluster):
+        assert operator.env["MILVUS_AUTH_NAMESPACE"] == NAMESPACE
+        await cluster.put_secret("alice-password", "alice-secret-1")
+        await cluster.create_user(
+            "alice", {"username": "alice", "passwordSecretRef": {"name": "alice-password"}}
         )
-        await asyncio.to_thread(process.start)
-        try:
-            cluster = Cluster(api)
-            await cluster.put_secret("alice-password", "alice-secret-1")
+        await eventually(lambda: store.get("alice"), within=30, what="alice's record in etcd")
+        url = operator.env["MILVUS_AUTH_LIVENESS"]
+        status = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).status)
+        assert status == 200
+    assert "alice-secret-1" not in operator.process.log()
+
+
+async def test_operator_and_proxy_share_the_generated_token(
+    render: Render,
+    tmp_path: Path,
+    etcd: EtcdServer,
+    meta_root: str,
+    milvus: MilvusLite,
+) -> None:
+    # Both Pods of one release: the operator finds the proxy through the EndpointSlice of the
+    # Service the chart names, calls it with the generated token, and the user becomes Ready
+    # with 1/1 proxies; the proxy then accepts the password without running bcrypt.
+    release = render(NAMESPACED)[0]
+    proxy = proxy_pod(release, tmp_path, etcd, meta_root, milvus)
+    await asyncio.to_thread(proxy.process.start)
+    try:
+        async with operator_pod(release, tmp_path / "operator", etcd, meta_root) as (
+            operator,
+            cluster,
+        ):
+            service_namespace, service = operator.env["MILVUS_AUTH_PROXY_SERVICE"].split("/")
+            add_endpoint_slice(
+                cluster.api, service_namespace, service, proxy.port("MILVUS_AUTH_INTERNAL_PORT")
+            )
+            await cluster.put_secret("bob-password", "bob-secret-1")
             await cluster.create_user(
-                "alice", {"username": "alice", "passwordSecretRef": {"name": "alice-password"}}
+                "bob", {"username": "bob", "passwordSecretRef": {"name": "bob-password"}}
             )
-            await eventually(lambda: store.get("alice"), within=30, what="alice's record in etcd")
             await eventually(
-                lambda: cluster.condition("alice").get("status") == "True",
+                lambda: (
+                    cluster.status("bob").get("proxies", {}).get("updated") == 1
+                    and cluster.condition("bob").get("status") == "True"
+                ),
                 within=30,
-                what="alice Ready",
+                what="bob Ready with 1/1 proxies",
             )
-            url = f"http://127.0.0.1:{health_port}/healthz"
-            status = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).status)
-            assert status == 200
+        uri = f"http://127.0.0.1:{proxy.port('MILVUS_AUTH_PORT')}"
+        client = MilvusClient(uri=uri, user="bob", password="bob-secret-1", timeout=10)
+        try:
+            client.list_collections()
         finally:
-            await asyncio.to_thread(process.stop)
-        assert "alice-secret-1" not in process.log()
+            client.close()
+        assert bcrypt_runs(proxy) == 0  # pre-warmed by the operator's UpdateCredentialCache
+    finally:
+        await asyncio.to_thread(proxy.process.stop)
+
+
+def add_endpoint_slice(
+    api: kmock.KubernetesEmulator, namespace: str, service: str, port: int
+) -> None:
+    """What the EndpointSlice controller publishes for one ready proxy Pod."""
+    api.objects[kmock.resource("discovery.k8s.io/v1/endpointslices"), namespace, service] = {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": f"{service}-abcde",
+            "namespace": namespace,
+            "resourceVersion": "1",
+            "labels": {"kubernetes.io/service-name": service},
+        },
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": True}}],
+        "ports": [{"name": "internal", "port": port, "protocol": "TCP"}],
+    }
+
+
+def bcrypt_runs(proxy: Pod) -> float:
+    url = f"http://127.0.0.1:{proxy.port('MILVUS_AUTH_METRICS_PORT')}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    return sum(
+        float(line.rpartition(" ")[2])
+        for line in text.splitlines()
+        if line.startswith("milvus_auth_proxy_bcrypt_seconds_count")
+    )
