@@ -285,8 +285,10 @@ def bcrypt_runs(proxy: Pod) -> float:
     url = f"http://127.0.0.1:{proxy.port('MILVUS_AUTH_METRICS_PORT')}/metrics"
     with urllib.request.urlopen(url, timeout=5) as response:
         text = response.read().decode()
-    return sum(
+    samples = [
         float(line.rpartition(" ")[2])
         for line in text.splitlines()
         if line.startswith("milvus_auth_proxy_bcrypt_seconds_count")
-    )
+    ]
+    assert samples, "the proxy exports no bcrypt counter"
+    return sum(samples)
