@@ -204,6 +204,7 @@ def test_users_directory_builds_with_kustomize() -> None:
 
 
 @needs_kubectl
+@pytest.mark.filterwarnings("ignore:read_binary is deprecated:DeprecationWarning")  # kmock 0.8
 async def test_kubectl_accepts_every_manifest(tmp_path: Path) -> None:
     # kubectl's client-side dry run needs API discovery, served here by kmock; schemas are
     # checked by the tests above (kmock serves no OpenAPI, hence --validate=false).
