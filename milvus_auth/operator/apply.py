@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from milvus_auth.core import (
     CredentialRecord,
+    MalformedRecord,
     UserExists,
     cache_digest,
     hash_password,
@@ -99,6 +100,9 @@ class Reconciler:
                 )
             secret = await read_password(self.kube, spec)
             return await self._apply(spec, applied, secret)
+        except MalformedRecord as error:
+            # Stock Milvus cannot read it either; a human decides (e.g. `milvus-auth users`).
+            return Outcome(Reason.INVALID_RECORD, error.reason)
         except PasswordProblem as problem:
             return Outcome(Reason(problem.reason), problem.message)
         except EtcdUnavailable as error:

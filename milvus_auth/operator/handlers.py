@@ -56,6 +56,9 @@ def configure(settings: kopf.OperatorSettings, runtime: OperatorRuntime) -> None
     settings.posting.level = logging.WARNING
     # Exact namespaces need no namespace listing (less RBAC); patterns are refused in config.
     settings.scanning.disabled = not runtime.config.all_namespaces
+    # Without a server-side timeout a silently dropped watch connection is never noticed.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
 
 
 def build_registry(runtime: OperatorRuntime) -> kopf.OperatorRegistry:
@@ -192,6 +195,8 @@ def _register_secrets(registry: kopf.OperatorRegistry, runtime: OperatorRuntime)
 async def _reconcile(
     runtime: OperatorRuntime, body: kopf.Body, patch: kopf.Patch, retry: int
 ) -> None:
+    if body.metadata.deletion_timestamp:
+        return  # the resync timer may still tick while `remove` runs: never re-create the user
     spec = UserSpec.from_body(body)
     applied = Applied.from_status(body.get("status"))
     outcome = await runtime.reconciler.reconcile(spec, applied)

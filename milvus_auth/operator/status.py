@@ -27,11 +27,14 @@ class Reason(enum.StrEnum):
     CONFLICT = "Conflict"
     ETCD_UNAVAILABLE = "EtcdUnavailable"
     RECORD_CHANGED = "RecordChanged"
+    INVALID_RECORD = "InvalidRecord"
     KUBERNETES_UNAVAILABLE = "KubernetesUnavailable"
 
 
 # Reasons that need a human: the operator stops retrying (until the spec or Secret changes).
-STALLED = frozenset({Reason.INVALID_SPEC, Reason.INVALID_SECRET, Reason.CONFLICT})
+STALLED = frozenset(
+    {Reason.INVALID_SPEC, Reason.INVALID_SECRET, Reason.CONFLICT, Reason.INVALID_RECORD}
+)
 
 
 @dataclass(frozen=True)

@@ -212,3 +212,17 @@ async def test_deleting_a_never_written_user_touches_nothing(
     await eventually(lambda: cluster.user("hank") is None)
     assert await store.get("hank") is not None
     assert notifier.invalidations == []
+
+
+async def test_a_record_nobody_can_read_is_left_for_a_human(
+    cluster: Cluster, start_operator: StartOperator, store: CredentialStore, meta_root: str
+) -> None:
+    key = f"{meta_root}/root-coord/credential/users/olga".encode()
+    await store.connection.call(lambda c: c.put(key, b"not json"))
+    await start_operator(notifier=FakeNotifier())
+    await cluster.put_secret("olga-password", PASSWORD)
+    await cluster.create_user("olga", {"username": "olga", **_ref("olga-password")})
+    await eventually(lambda: cluster.reason("olga") == "InvalidRecord")
+    assert cluster.condition("olga", "Stalled")["status"] == "True"
+    raw = await store.connection.call(lambda c: c.get(key))
+    assert raw.value == b"not json"
