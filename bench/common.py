@@ -46,6 +46,13 @@ class Stats:
     elapsed: float
     cpu_per_call: float = 0.0
     """CPU seconds the measured server process spent per call, when measured."""
+    ends: Sequence[float] = ()
+    """When each call finished (perf_counter), in the order of `latencies`."""
+
+    def until(self, moment: float) -> Stats:
+        """Only the calls that finished by `moment`."""
+        kept = [lat for lat, end in zip(self.latencies, self.ends, strict=True) if end <= moment]
+        return Stats(kept, self.elapsed)
 
     @property
     def rate(self) -> float:
@@ -63,6 +70,8 @@ class Stats:
 
     def line(self, label: str) -> str:
         """One printable summary."""
+        if not self.latencies:
+            return f"{label}: no calls"
         return (
             f"{label}: {len(self.latencies)} calls, {self.rate:,.0f}/s, "
             f"median {self.median() * 1e3:.3f} ms, p99 {self.p99() * 1e3:.3f} ms"
@@ -74,16 +83,19 @@ async def load(
 ) -> Stats:
     """`callers` concurrent loops, each making `calls_per_caller` calls back to back."""
     latencies: list[float] = []
+    ends: list[float] = []
 
     async def caller() -> None:
         for _ in range(calls_per_caller):
             started = time.perf_counter()
             await call()
-            latencies.append(time.perf_counter() - started)
+            ended = time.perf_counter()
+            latencies.append(ended - started)
+            ends.append(ended)
 
     started = time.perf_counter()
     await asyncio.gather(*(caller() for _ in range(callers)))
-    return Stats(latencies, time.perf_counter() - started)
+    return Stats(latencies, time.perf_counter() - started, ends=ends)
 
 
 class _Stub(grpc.GenericRpcHandler):
