@@ -120,7 +120,7 @@ class Authenticator:
         if not credentials.password or len(credentials.password.encode()) > MAX_PASSWORD_BYTES:
             self._refuse(credentials, peer=peer, method=method, reason="wrong_password")
         try:
-            verdict = await self._single_flight(username, digest, credentials.password)
+            verdict, led = await self._single_flight(username, digest, credentials.password, peer)
         except AuthUnavailable:
             self._metrics.auth_results.labels("unavailable", "etcd_unavailable").inc()
             log.warning(
@@ -131,7 +131,9 @@ class Authenticator:
             )
             raise
         if verdict is not _Verdict.VERIFIED:
-            self._refuse(credentials, peer=peer, method=method, reason=verdict.value)
+            if not led:  # the leader's attempt was counted when its check started
+                self._limiter.record_failure(username, peer)
+            self._fail(credentials, peer=peer, method=method, reason=verdict.value)
         self._metrics.auth_results.labels("success", "verified").inc()
 
     def header_refused(self, failure: AuthFailure, *, peer: str, method: str) -> None:
@@ -188,21 +190,35 @@ class Authenticator:
         if flight is not None:
             flight.changed_at = max(flight.changed_at, revision)
 
-    async def _single_flight(self, username: str, digest: str, password: str) -> _Verdict:
+    async def _single_flight(
+        self, username: str, digest: str, password: str, peer: str
+    ) -> tuple[_Verdict, bool]:
+        """The verdict of the one check for this username and password; True if this call
+        started it."""
         key = (username, digest)
         future = self._flights.get(key)
+        led = future is None
         if future is None:
+            # Counted as a failure when the check starts, not when it ends: otherwise a flood
+            # starts hundreds of bcrypts before its first failure is counted. A success (or an
+            # etcd outage) gives the token back when the check lands.
+            self._limiter.record_failure(username, peer)
             future = asyncio.ensure_future(self._verify(username, digest, password))
             self._flights[key] = future
-            future.add_done_callback(lambda done: self._landed(key, done))
+            future.add_done_callback(lambda done: self._landed(key, peer, done))
         # Shielded: one caller giving up must not cancel the check the others wait for.
-        return await asyncio.shield(future)
+        return await asyncio.shield(future), led
 
-    def _landed(self, key: tuple[str, str], future: asyncio.Future[_Verdict]) -> None:
+    def _landed(self, key: tuple[str, str], peer: str, future: asyncio.Future[_Verdict]) -> None:
         if self._flights.get(key) is future:
             del self._flights[key]
-        if not future.cancelled():
-            future.exception()  # retrieved, so a flight every caller abandoned logs nothing
+        if future.cancelled():
+            return
+        error = future.exception()  # retrieved, so a flight every caller abandoned logs nothing
+        if isinstance(error, AuthUnavailable) or (
+            error is None and future.result() is _Verdict.VERIFIED
+        ):
+            self._limiter.refund(key[0], peer)
 
     async def _verify(self, username: str, digest: str, password: str) -> _Verdict:
         flight = self._in_flight.setdefault(username, _Flight())

@@ -70,6 +70,13 @@ class TokenBuckets:
         while len(self._buckets) > self._max_keys:
             self._buckets.popitem(last=False)
 
+    def refund(self, key: str) -> None:
+        """Give back a token spent for an attempt that turned out not to be a failure."""
+        found = self._buckets.get(key)
+        if found is not None:
+            tokens, since = found
+            self._buckets[key] = (min(self._burst, tokens + 1.0), since)
+
 
 class FailureLimiter:
     """Failed-login limits for usernames and client addresses together."""
@@ -96,6 +103,11 @@ class FailureLimiter:
         """Count one failed attempt against the username and the client address."""
         self._users.spend(username)
         self._peers.spend(peer_address(peer))
+
+    def refund(self, username: str, peer: str) -> None:
+        """Undo `record_failure` for an attempt that succeeded after all."""
+        self._users.refund(username)
+        self._peers.refund(peer_address(peer))
 
 
 def peer_address(peer: str) -> str:

@@ -236,3 +236,29 @@ async def test_failures_log_one_line_without_secrets(
     assert "Secret-Guess-42" not in caplog.text
     assert PASSWORD not in caplog.text
     assert cache_digest("alice", PASSWORD) not in caplog.text
+
+
+async def test_a_concurrent_flood_is_bounded_by_the_burst(
+    source: FakeSource, metrics: ProxyMetrics
+) -> None:
+    source.delay = 0.01  # every check is still running when the next attempts arrive
+    limits = RateLimitSettings(user_burst=5, user_per_second=0.0, peer_burst=0)
+    auth = Authenticator(source, limiter=FailureLimiter(limits), metrics=metrics)
+    reasons = await asyncio.gather(*(refused(auth, "alice", f"wrong-{i}") for i in range(100)))
+    assert metrics.bcrypt_runs() == 5
+    assert reasons.count("rate_limited") == 95
+    auth.close()
+
+
+async def test_successful_checks_give_their_token_back(
+    source: FakeSource, metrics: ProxyMetrics
+) -> None:
+    limits = RateLimitSettings(user_burst=2, user_per_second=0.0, peer_burst=2)
+    auth = Authenticator(source, limiter=FailureLimiter(limits), metrics=metrics)
+    for _ in range(5):
+        auth.invalidate("alice")
+        await login(auth, "alice")
+    assert await refused(auth, "alice", "wrong-1") == "wrong_password"
+    assert await refused(auth, "alice", "wrong-2") == "wrong_password"
+    assert await refused(auth, "alice", "wrong-3") == "rate_limited"
+    auth.close()

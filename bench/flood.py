@@ -1,0 +1,98 @@
+"""Wrong-password flood: one user attacked at 1,000 attempts/s while good users work.
+
+bcrypt runs stay within the failure rate limit (per username: burst + rate x seconds), the
+attacker gets Milvus's UNAUTHENTICATED every time, and cached good users' p99 stays within 2x
+of idle. Through the real proxy process (default limits) and a stub upstream; the attacked
+user exists with a cost-10 hash and is never cached (wrong passwords never are).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+
+import grpc
+
+from bench.common import Stats, create_users, etcd_and_proxy, header, load, stub_upstream, unary
+from milvus_auth.proxy.ratelimit import RateLimitSettings
+
+PASSWORD = "Flood-Good-Pass-1"
+GOOD_USERS = [f"good{i}" for i in range(4)]
+
+
+async def flood(channel: grpc.aio.Channel, *, rate: float, seconds: float) -> dict[str, int]:
+    """Send wrong passwords for `victim` at `rate` per second; count the status codes."""
+    codes: dict[str, int] = {}
+
+    async def attempt(number: int) -> None:
+        try:
+            await unary(channel, header("victim", f"guess-{number:06d}"))()
+            code = "OK"
+        except grpc.aio.AioRpcError as error:
+            code = error.code().name
+        codes[code] = codes.get(code, 0) + 1
+
+    tasks = []
+    started = time.perf_counter()
+    for number in range(int(rate * seconds)):
+        delay = started + number / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.ensure_future(attempt(number)))
+    await asyncio.gather(*tasks)
+    codes["sent over seconds"] = round(time.perf_counter() - started)
+    return codes
+
+
+async def good_load(channel: grpc.aio.Channel, calls: int) -> Stats:
+    """The good users calling back to back, together."""
+    results = await asyncio.gather(
+        *(
+            load(unary(channel, header(user, PASSWORD)), callers=1, calls_per_caller=calls)
+            for user in GOOD_USERS
+        )
+    )
+    return Stats(
+        [latency for stats in results for latency in stats.latencies],
+        max(stats.elapsed for stats in results),
+    )
+
+
+async def run(*, rate: float = 1000.0, seconds: float = 3.0, good_calls: int = 300) -> None:
+    """Print bcrypt runs against the limit and good users' latency, idle and under flood."""
+    limits = RateLimitSettings()
+    async with stub_upstream() as upstream:
+        with etcd_and_proxy(upstream) as (etcd, proxy):
+            passwords = dict.fromkeys(GOOD_USERS, PASSWORD) | {"victim": "Victim-Pass-1"}
+            await create_users(etcd, passwords, cost=10)
+            async with grpc.aio.insecure_channel(proxy.address) as channel:
+                await good_load(channel, 5)
+                idle = await good_load(channel, good_calls)
+                before = proxy.bcrypt_runs()
+                codes, busy = await asyncio.gather(
+                    flood(channel, rate=rate, seconds=seconds), good_load(channel, good_calls)
+                )
+                runs = proxy.bcrypt_runs() - before
+                limited = proxy.metric("auth_total", result="failure", reason="rate_limited")
+    took = codes.pop("sent over seconds")
+    bound = limits.user_burst + limits.user_per_second * took
+    print(f"wrong-password flood: {int(rate * seconds)} attempts on one user over {took} s")
+    print(f"  attacker's answers: {codes}; refused by the rate limit: {limited:.0f}")
+    print(f"  bcrypt runs: {runs} (bound by the limit: {bound:.0f} = burst + rate x seconds)")
+    print(busy.line("  good users under flood"))
+    print(idle.line("  good users idle       "))
+    print(f"  good users' p99 flood/idle: {busy.p99() / idle.p99():.2f}x (target <= 2x)")
+
+
+def main() -> None:
+    """`python -m bench.flood [--rate N] [--seconds S]`."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    args = parser.parse_args()
+    asyncio.run(run(rate=args.rate, seconds=args.seconds))
+
+
+if __name__ == "__main__":
+    main()
