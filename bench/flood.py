@@ -59,13 +59,15 @@ async def good_load(channel: grpc.aio.Channel, calls: int) -> Stats:
     )
 
 
-async def run(*, rate: float = 1000.0, seconds: float = 3.0, good_calls: int = 300) -> None:
+async def run(
+    *, rate: float = 1000.0, seconds: float = 3.0, good_calls: int = 300, cost: int = 10
+) -> None:
     """Print bcrypt runs against the limit and good users' latency, idle and under flood."""
     limits = RateLimitSettings()
     async with stub_upstream() as upstream:
         with etcd_and_proxy(upstream) as (etcd, proxy):
             passwords = dict.fromkeys(GOOD_USERS, PASSWORD) | {"victim": "Victim-Pass-1"}
-            await create_users(etcd, passwords, cost=10)
+            await create_users(etcd, passwords, cost=cost)
             async with grpc.aio.insecure_channel(proxy.address) as channel:
                 await good_load(channel, 5)
                 idle = await good_load(channel, good_calls)

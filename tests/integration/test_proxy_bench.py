@@ -1,0 +1,32 @@
+"""Every benchmark, run with tiny sizes, so that none of them can rot unnoticed."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import auth_cache, cold_start, flood, overhead
+
+
+async def test_auth_cache_bench(capsys: pytest.CaptureFixture[str]) -> None:
+    median = await auth_cache.run(checks=200, cost=4)
+    assert median > 0
+    assert "cached auth decision" in capsys.readouterr().out
+
+
+async def test_overhead_bench(capsys: pytest.CaptureFixture[str]) -> None:
+    await overhead.run(calls=5, callers=2)
+    out = capsys.readouterr().out
+    assert "throughput ratio proxied/direct" in out
+    assert "CPU per call" in out
+
+
+async def test_cold_start_bench(capsys: pytest.CaptureFixture[str]) -> None:
+    await cold_start.run(first_calls=20, warm_calls=5, cost=4)
+    assert "bcrypt runs: 1 (target: exactly 1)" in capsys.readouterr().out
+
+
+async def test_flood_bench(capsys: pytest.CaptureFixture[str]) -> None:
+    await flood.run(rate=100, seconds=0.5, good_calls=5, cost=4)
+    out = capsys.readouterr().out
+    assert "bcrypt runs:" in out
+    assert "'OK'" not in out  # no wrong password was ever accepted
