@@ -9,8 +9,10 @@ a gap that etcd compacted away, everything is forgotten.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from milvus_auth.proxy.authenticator import Authenticator
 from milvus_auth.store import (
@@ -23,11 +25,7 @@ from milvus_auth.store import (
 
 log = logging.getLogger(__name__)
 
-
-async def keep_coherent(events: AsyncIterator[WatchEvent], authenticator: Authenticator) -> None:
-    """Apply watch events to the cache until cancelled."""
-    async for event in events:
-        apply(event, authenticator)
+RESTART_DELAY = 1.0  # seconds before a new watch after an unexpected failure
 
 
 def apply(event: WatchEvent, authenticator: Authenticator) -> None:
@@ -40,3 +38,40 @@ def apply(event: WatchEvent, authenticator: Authenticator) -> None:
     elif isinstance(event, WatchRestored):
         log.info("credential watch restored (missed changes: %s)", event.missed)
         authenticator.restore(missed=event.missed)
+
+
+class Coherence:
+    """The background task applying watch events to the authenticator's cache."""
+
+    def __init__(
+        self, events: Callable[[], AsyncIterator[WatchEvent]], authenticator: Authenticator
+    ) -> None:
+        self._events = events
+        self._authenticator = authenticator
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start watching (call before the public port accepts calls)."""
+        self._task = asyncio.create_task(self._run(), name="credential-watch")
+
+    async def stop(self) -> None:
+        """Stop watching and wait for the task to end."""
+        if self._task is None:
+            return
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                async for event in self._events():
+                    apply(event, self._authenticator)
+            except Exception:
+                # The store's watch survives etcd failures itself; anything reaching here is
+                # unexpected. A new watch cannot tell what it missed, and nothing will say
+                # when it is back, so the cache stays untrusted (still correct, one etcd read
+                # per login) for the rest of this process's life.
+                log.exception("credential watch failed; cache entries are re-checked from now on")
+            self._authenticator.distrust()
+            await asyncio.sleep(RESTART_DELAY)

@@ -19,7 +19,7 @@ import grpc
 
 from milvus_auth.proxy.authenticator import Authenticator
 from milvus_auth.proxy.bootstrap import bootstrap_root
-from milvus_auth.proxy.coherence import keep_coherent
+from milvus_auth.proxy.coherence import Coherence
 from milvus_auth.proxy.config import ProxySettings
 from milvus_auth.proxy.credentials import CredentialService, credential_handlers
 from milvus_auth.proxy.forwarding import CHANNEL_OPTIONS, Handler, Upstream
@@ -105,7 +105,8 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
         authenticator = Authenticator(
             store, limiter=FailureLimiter(settings.rate_limits), metrics=metrics
         )
-        watcher = asyncio.create_task(keep_coherent(watch_users(store), authenticator))
+        coherence = Coherence(lambda: watch_users(store), authenticator)
+        coherence.start()
         upstream = Upstream(settings.upstream, metrics=metrics, token=settings.upstream_token)
         credentials = CredentialService(
             store,
@@ -138,9 +139,7 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
         finally:
             await public.stop(settings.shutdown_grace)
             await internal.stop(settings.shutdown_grace)
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            await coherence.stop()
             await upstream.close()
             authenticator.close()
 

@@ -1,0 +1,79 @@
+"""Watch events applied to a real authenticator's cache (events from a fake stream)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from milvus_auth.core import cache_digest
+from milvus_auth.proxy import coherence
+from milvus_auth.proxy.authenticator import Authenticator
+from milvus_auth.proxy.coherence import Coherence, apply
+from milvus_auth.proxy.metrics import ProxyMetrics
+from milvus_auth.proxy.ratelimit import FailureLimiter, RateLimitSettings
+from milvus_auth.store import (
+    StoredCredential,
+    UserChanged,
+    UserDeleted,
+    WatchEvent,
+    WatchLost,
+    WatchRestored,
+)
+
+
+class NoRecords:
+    async def get(self, username: str) -> StoredCredential | None:
+        return None
+
+
+@pytest.fixture
+def auth() -> Iterator[Authenticator]:
+    authenticator = Authenticator(
+        NoRecords(), limiter=FailureLimiter(RateLimitSettings()), metrics=ProxyMetrics()
+    )
+    authenticator.prewarm("alice", cache_digest("alice", "pw-alice"))
+    authenticator.prewarm("bob", cache_digest("bob", "pw-bob"))
+    yield authenticator
+    authenticator.close()
+
+
+def test_changes_and_deletes_drop_only_that_user(auth: Authenticator) -> None:
+    apply(UserChanged("alice", 7), auth)
+    assert not auth.cached("alice")
+    assert auth.cached("bob")
+    apply(UserDeleted("bob", 8), auth)
+    assert not auth.cached("bob")
+
+
+def test_lost_then_restored(auth: Authenticator) -> None:
+    apply(WatchLost(), auth)
+    assert not auth.trusted
+    apply(WatchRestored(missed=False), auth)
+    assert auth.trusted
+    assert auth.cached("alice")
+    apply(WatchLost(), auth)
+    apply(WatchRestored(missed=True), auth)
+    assert not auth.cached("alice")
+
+
+async def test_a_failing_watch_leaves_the_cache_untrusted_and_restarts(
+    auth: Authenticator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(coherence, "RESTART_DELAY", 0.01)
+    opened: list[int] = []
+
+    async def events() -> AsyncIterator[WatchEvent]:
+        opened.append(1)
+        yield UserChanged("alice", 3)
+        raise RuntimeError("a bug in the watch")
+
+    watcher = Coherence(events, auth)
+    watcher.start()
+    await asyncio.sleep(0.1)
+    await watcher.stop()
+    assert len(opened) >= 2
+    assert not auth.trusted
+    assert not auth.cached("alice")
+    assert auth.cached("bob")
