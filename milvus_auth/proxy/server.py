@@ -95,19 +95,27 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
     """Start everything; on exit, stop accepting and give in-flight calls the grace period."""
     metrics = ProxyMetrics()
     common = settings.common
-    async with CredentialStore(common.etcd, common.layout) as store:
+    grace = settings.shutdown_grace
+    # Closed in reverse: public port, internal port, upstream, watch, bcrypt threads, etcd.
+    async with contextlib.AsyncExitStack() as stack:
+        store = await stack.enter_async_context(CredentialStore(common.etcd, common.layout))
+        authenticator = Authenticator(
+            store, limiter=FailureLimiter(settings.rate_limits), metrics=metrics
+        )
+        stack.callback(authenticator.close)
+        coherence = Coherence(lambda: watch_users(store), authenticator)
+        # Started before the bootstrap's etcd round trips, so the watch has taken its start
+        # revision before the public port verifies a login: nothing cached predates it.
+        coherence.start()
+        stack.push_async_callback(coherence.stop)
         await bootstrap_root(
             store,
             password=settings.root_password,
             auth_enabled=settings.auth_enabled,
             bcrypt_cost=common.bcrypt_cost,
         )
-        authenticator = Authenticator(
-            store, limiter=FailureLimiter(settings.rate_limits), metrics=metrics
-        )
-        coherence = Coherence(lambda: watch_users(store), authenticator)
-        coherence.start()
         upstream = Upstream(settings.upstream, metrics=metrics, token=settings.upstream_token)
+        stack.push_async_callback(upstream.close)
         credentials = CredentialService(
             store,
             authenticator,
@@ -122,26 +130,20 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
         )
         internal = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
         add_internal_services(internal, authenticator, token=settings.internal_token)
-        try:
-            proxy = RunningProxy(
-                public=public,
-                internal=internal,
-                public_port=_add_port(public, f"{settings.host}:{settings.port}", settings),
-                internal_port=internal.add_insecure_port(
-                    f"{settings.host}:{settings.internal_port}"
-                ),
-            )
-            if settings.metrics_port:
-                metrics.serve(settings.host, settings.metrics_port)
-            await internal.start()
-            await public.start()
-            yield proxy
-        finally:
-            await public.stop(settings.shutdown_grace)
-            await internal.stop(settings.shutdown_grace)
-            await coherence.stop()
-            await upstream.close()
-            authenticator.close()
+        proxy = RunningProxy(
+            public=public,
+            internal=internal,
+            public_port=_add_port(public, f"{settings.host}:{settings.port}", settings),
+            internal_port=internal.add_insecure_port(f"{settings.host}:{settings.internal_port}"),
+        )
+        if settings.metrics_port:
+            metrics.serve(settings.host, settings.metrics_port)
+        await internal.start()
+        # Cache RPCs are short; a probe's health stream must not add a second grace period.
+        stack.push_async_callback(internal.stop, min(grace, 1.0))
+        await public.start()
+        stack.push_async_callback(public.stop, grace)
+        yield proxy
 
 
 async def serve(settings: ProxySettings) -> None:
