@@ -1,0 +1,17 @@
+"""The operator benchmarks still run (tiny sizes), so they cannot rot between releases."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.operator import bench_operator
+
+
+@pytest.mark.slow
+async def test_benchmarks_run_with_tiny_sizes(capsys: pytest.CaptureFixture[str]) -> None:
+    await bench_operator.main(users=4, rotations=2, cost=4)
+    printed = capsys.readouterr().out
+    assert "bound/wall" in printed
+    assert "bcrypt runs 0 (must be 0), etcd writes 0 (must be 0)" in printed
+    assert "etcd revision unchanged: True" in printed
+    assert "rotation propagation over 3 proxies, 2 rotations" in printed
