@@ -197,6 +197,11 @@ class Cluster:
     def secret(self, name: str) -> dict[str, Any] | None:
         return self._get(SECRETS, name)
 
+    def secret_history(self, name: str) -> list[dict[str, Any]]:
+        """Every version the Secret ever had, oldest first."""
+        history = self.api.objects[kmock.resource(SECRETS), NAMESPACE, name].history
+        return [version.raw for version in history if version is not None]
+
     def status(self, name: str) -> dict[str, Any]:
         return dict((self.user(name) or {}).get("status") or {})
 

@@ -62,6 +62,11 @@ async def test_secret_edit_rewrites_the_record_and_pushes_the_new_digest(
     reasons = [event.get("reason") for event in cluster.events()]
     assert reasons.count("Created") == 1
     assert reasons.count("Updated") == 1
+    # The operator never wrote to the user's Secret: every version is one the test made.
+    versions = cluster.secret_history("bob-password")
+    assert len(versions) == 2
+    for version in versions:
+        assert set(version["metadata"]) == {"name", "namespace", "uid", "labels", "resourceVersion"}
 
 
 async def test_missing_secret_writes_nothing_until_it_appears(

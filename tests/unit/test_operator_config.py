@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from milvus_auth.cli import build_parser
+from milvus_auth.cli import build_parser, main
 from milvus_auth.config import ConfigError
 from milvus_auth.operator.config import ServiceRef, add_arguments, build_config
 
@@ -89,3 +89,8 @@ def test_operator_subcommand_is_registered() -> None:
     args = build_parser().parse_args(["operator", "--namespace", "a", "--log-level", "debug"])
     assert args.log_level == "DEBUG"
     assert callable(args.run)
+
+
+def test_bad_flags_exit_with_a_user_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["operator", "--all-namespaces", "false"]) == 1
+    assert "either --namespace" in capsys.readouterr().err
