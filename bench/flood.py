@@ -19,6 +19,7 @@ from milvus_auth.proxy.ratelimit import RateLimitSettings
 
 PASSWORD = "Flood-Good-Pass-1"
 GOOD_USERS = [f"good{i}" for i in range(4)]
+OWN_CONNECTION = (("grpc.use_local_subchannel_pool", 1),)  # the attacker is another client
 
 
 async def flood(channel: grpc.aio.Channel, *, rate: float, seconds: float) -> dict[str, int]:
@@ -68,12 +69,15 @@ async def run(
         with etcd_and_proxy(upstream) as (etcd, proxy):
             passwords = dict.fromkeys(GOOD_USERS, PASSWORD) | {"victim": "Victim-Pass-1"}
             await create_users(etcd, passwords, cost=cost)
-            async with grpc.aio.insecure_channel(proxy.address) as channel:
+            async with (
+                grpc.aio.insecure_channel(proxy.address) as channel,
+                grpc.aio.insecure_channel(proxy.address, options=OWN_CONNECTION) as attacker,
+            ):
                 await good_load(channel, 5)
                 idle = await good_load(channel, good_calls)
                 before = proxy.bcrypt_runs()
                 codes, busy = await asyncio.gather(
-                    flood(channel, rate=rate, seconds=seconds), good_load(channel, good_calls)
+                    flood(attacker, rate=rate, seconds=seconds), good_load(channel, good_calls)
                 )
                 runs = proxy.bcrypt_runs() - before
                 limited = proxy.metric("auth_total", result="failure", reason="rate_limited")
