@@ -34,6 +34,8 @@ class StubUpstream:
 
     def __init__(self, port: int = 0) -> None:
         self.received: list[Received] = []
+        self.abandoned = threading.Event()
+        """Set when a `/test.Stub/Slow` call saw its caller go away before it finished."""
         self._lock = threading.Lock()
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
         self._server.add_generic_rpc_handlers((_Router(self),))
@@ -84,7 +86,10 @@ class _Router(grpc.GenericRpcHandler):
         def slow(request: bytes, context: grpc.ServicerContext) -> bytes:
             stub.record(method, context)
             deadline = time.monotonic() + float(request.decode())
-            while time.monotonic() < deadline and context.is_active():
+            while time.monotonic() < deadline:
+                if not context.is_active():
+                    stub.abandoned.set()
+                    break
                 time.sleep(0.01)
             return b"slept"
 

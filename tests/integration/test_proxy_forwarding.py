@@ -97,6 +97,16 @@ def test_caller_deadline_cuts_the_upstream_call(
     assert remaining < 0.5
 
 
+def test_caller_cancellation_reaches_the_upstream(
+    open_proxy: ProxyProcess, upstream: StubUpstream
+) -> None:
+    with grpc.insecure_channel(open_proxy.address) as channel:
+        pending = channel.unary_unary("/test.Stub/Slow").future(b"10", timeout=30)
+        wait_until(lambda: bool(upstream.received), timeout=5, what="the call upstream")
+        pending.cancel()
+    assert upstream.abandoned.wait(5)
+
+
 def test_upstream_token_replaces_the_callers_authorization(
     proxy_factory: ProxyFactory,
     etcd: EtcdServer,
