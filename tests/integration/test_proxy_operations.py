@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from pymilvus import MilvusClient
 
 from tests.harness.milvus import MilvusLite
-from tests.harness.processes import EtcdServer, free_port
+from tests.harness.processes import EtcdServer, ServerProcess, free_port, port_open
 from tests.harness.proxy import ROOT_PASSWORD, ProxyFactory, ProxyProcess
 from tests.harness.tls import TlsFiles, make_tls_files
 
@@ -181,3 +182,47 @@ def test_metrics_count_auth_results(proxy: ProxyProcess) -> None:
     assert proxy.metric("auth_total", result="success") >= 1
     assert proxy.metric("auth_total", result="failure", reason="missing_authorization") == 1
     assert proxy.metric("bcrypt_seconds_count") == 1
+
+
+def test_environment_variables_configure_the_proxy(
+    etcd: EtcdServer, meta_root: str, milvus: MilvusLite, tmp_path: Path
+) -> None:
+    root_file = tmp_path / "root"
+    root_file.write_text(ROOT_PASSWORD + "\n")
+    port, internal_port = free_port(), free_port()
+    env = {
+        "MILVUS_AUTH_UPSTREAM": milvus.endpoint,
+        "MILVUS_AUTH_HOST": "127.0.0.1",
+        "MILVUS_AUTH_PORT": str(port),
+        "MILVUS_AUTH_INTERNAL_PORT": str(internal_port),
+        "MILVUS_AUTH_ETCD_ENDPOINTS": etcd.endpoint,
+        "MILVUS_AUTH_META_ROOT": meta_root,
+        "MILVUS_AUTH_ROOT_PASSWORD_FILE": str(root_file),
+        "MILVUS_AUTH_BCRYPT_COST": "4",
+    }
+    proxy = ServerProcess(
+        "env-proxy",
+        [sys.executable, "-m", "milvus_auth.cli", "proxy"],
+        log_path=tmp_path / "env-proxy.log",
+        ready=lambda: port_open(port),
+        env=env,
+    )
+    proxy.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            channel.unary_unary(GET_VERSION)(b"", metadata=ROOT, timeout=10)
+    finally:
+        assert proxy.stop() == 0
+
+
+def test_a_bad_environment_variable_is_named() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "milvus_auth.cli", "proxy"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "MILVUS_AUTH_PORT": "not-a-port"},
+    )
+    assert done.returncode == 1
+    assert "MILVUS_AUTH_PORT" in done.stderr
