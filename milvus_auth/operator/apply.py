@@ -204,21 +204,22 @@ class Reconciler:
             removal = decide_removal(spec, applied, claim_holder=holder)
             if removal is Removal.NOT_OWNED:
                 return RemovalOutcome(removal, done=True, message=removal.value)
+            if removal is Removal.DELETE and await self.store.delete(spec.username):
+                self.metrics.etcd_writes.labels("delete").inc()
+                log.info("deleted the record of %s", spec.username)
+            # Released before the proxies are told: the record is gone whatever they answer,
+            # and a finalizer that gives up on a proxy must not leave the username claimed.
+            await self.claims.release(spec.username, spec.owner)
             proxies = None
             if removal is Removal.DELETE:
-                if await self.store.delete(spec.username):
-                    self.metrics.etcd_writes.labels("delete").inc()
-                    log.info("deleted the record of %s", spec.username)
                 try:
                     proxies = await self.notifier.invalidate(spec.username)
                 except KubeError as error:
-                    return RemovalOutcome(
-                        removal, done=False, message=f"cannot list proxies: {error}"
-                    )
+                    message = f"cannot list proxies: {error}"
+                    return RemovalOutcome(removal, done=False, message=message)
                 if not proxies.complete:
                     message = f"{proxies.updated} of {proxies.total} proxies invalidated"
                     return RemovalOutcome(removal, done=False, message=message, proxies=proxies)
-            await self.claims.release(spec.username, spec.owner)
         self._locks.pop(spec.owner, None)
         self._applied.pop(spec.uid, None)
         self.metrics.reconciles.labels(removal.name.title()).inc()

@@ -120,6 +120,8 @@ class ProxyNotifier:
     ) -> FanOut:
         started = time.perf_counter()
         targets = await self.endpoints()
+        for gone in set(self._channels) - set(targets):
+            await self._drop(gone)  # pods come and go: keep channels only to current proxies
         results = await asyncio.gather(*(self._call(t, rpc, method, request) for t in targets))
         self.metrics.fanout_seconds.labels(rpc).observe(time.perf_counter() - started)
         return FanOut(updated=sum(results), total=len(targets))

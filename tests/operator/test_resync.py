@@ -115,3 +115,21 @@ async def test_deletion_waits_for_etcd_and_says_so(
         etcd.start()
     await eventually(lambda: cluster.user("max") is None, within=30)
     assert await store.get("max") is None
+
+
+async def test_etcd_down_at_creation_is_reported_then_applied(
+    cluster: Cluster, start_operator: StartOperator, store: CredentialStore, etcd: EtcdServer
+) -> None:
+    await start_operator(notifier=FakeNotifier())
+    await cluster.put_secret("nora-password", PASSWORD)
+    etcd.stop()
+    try:
+        await cluster.create_user(
+            "nora", {"username": "nora", "passwordSecretRef": {"name": "nora-password"}}
+        )
+        await eventually(lambda: cluster.reason("nora") == "EtcdUnavailable", within=20)
+        assert cluster.condition("nora", "Reconciling")["status"] == "True"
+    finally:
+        etcd.start()
+    await eventually(lambda: cluster.reason("nora") == "Applied", within=30)
+    assert await store.get("nora") is not None
