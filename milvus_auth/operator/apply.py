@@ -138,6 +138,7 @@ class Reconciler:
             revision = await self.store.update(record, expected_revision=stored.mod_revision)
             self.metrics.etcd_writes.labels("update").inc()
         wrote = write in {Write.CREATE, Write.UPDATE}
+        written = write.value if wrote else ""
         if wrote:
             log.info(
                 "wrote the record of %s (%s) at revision %s", spec.username, write.value, revision
@@ -163,9 +164,8 @@ class Reconciler:
                 secret.version,
                 revision,
                 applied=wrote,
-                written=write.value if wrote else "",
+                written=written,
             )
-        written = write.value if wrote else ""
         if not proxies.complete:
             message = f"{proxies.updated} of {proxies.total} proxies updated; retrying"
             return Outcome(
@@ -222,5 +222,5 @@ class Reconciler:
                     return RemovalOutcome(removal, done=False, message=message, proxies=proxies)
         self._locks.pop(spec.owner, None)
         self._applied.pop(spec.uid, None)
-        self.metrics.reconciles.labels(removal.name.title()).inc()
+        self.metrics.reconciles.labels("Deleted" if removal is Removal.DELETE else "Retained").inc()
         return RemovalOutcome(removal, done=True, message=removal.value, proxies=proxies)
