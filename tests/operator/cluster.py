@@ -199,7 +199,14 @@ class Cluster:
 
     def secret_history(self, name: str) -> list[dict[str, Any]]:
         """Every version the Secret ever had, oldest first."""
-        history = self.api.objects[kmock.resource(SECRETS), NAMESPACE, name].history
+        return self._history(SECRETS, name)
+
+    def user_history(self, name: str) -> list[dict[str, Any]]:
+        """Every version the MilvusUser ever had (each patch adds one), oldest first."""
+        return self._history(USERS, name)
+
+    def _history(self, resource: str, name: str) -> list[dict[str, Any]]:
+        history = self.api.objects[kmock.resource(resource), NAMESPACE, name].history
         return [version.raw for version in history if version is not None]
 
     def status(self, name: str) -> dict[str, Any]:

@@ -133,3 +133,20 @@ async def test_etcd_down_at_creation_is_reported_then_applied(
         etcd.start()
     await eventually(lambda: cluster.reason("nora") == "Applied", within=30)
     assert await store.get("nora") is not None
+
+
+async def test_resyncs_with_nothing_to_do_patch_nothing(
+    cluster: Cluster, start_operator: StartOperator
+) -> None:
+    operator = await start_operator(notifier=FakeNotifier(), resync_period=0.3)
+    await cluster.put_secret("olive-password", PASSWORD)
+    await cluster.create_user(
+        "olive", {"username": "olive", "passwordSecretRef": {"name": "olive-password"}}
+    )
+    await eventually(lambda: cluster.reason("olive") == "Applied")
+    await asyncio.sleep(1.0)  # let the trigger and first resyncs settle
+    versions = len(cluster.user_history("olive"))
+    reconciles = operator.runtime.metrics.reconciles.labels("Applied")._value.get()
+    await asyncio.sleep(1.5)
+    assert operator.runtime.metrics.reconciles.labels("Applied")._value.get() > reconciles + 2
+    assert len(cluster.user_history("olive")) == versions
