@@ -231,3 +231,22 @@ async def test_a_record_nobody_can_read_is_left_for_a_human(
     assert cluster.condition("olga", "Stalled")["status"] == "True"
     raw = await store.connection.call(lambda c: c.get(key))
     assert raw.value == b"not json"
+
+
+async def test_all_namespaces_mode(
+    cluster: Cluster, start_operator: StartOperator, store: CredentialStore
+) -> None:
+    await start_operator(notifier=FakeNotifier(), namespaces=(), all_namespaces=True)
+    await cluster.put_secret("uma-password", PASSWORD)
+    await cluster.create_user("uma", {"username": "uma", **_ref("uma-password")})
+    await eventually(lambda: cluster.reason("uma") == "Applied")
+    assert await store.get("uma") is not None
+    await cluster.put_secret("uma-password", "second-password-2")
+
+    async def rotated() -> bool:
+        stored = await store.get("uma")
+        return stored is not None and verify_password(
+            "second-password-2", stored.record.encrypted_password
+        )
+
+    await eventually(rotated)
