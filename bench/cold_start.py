@@ -1,23 +1,26 @@
 """Cold start: 200 concurrent first calls for one user run exactly one bcrypt, and users already
 cached keep their latency meanwhile (target: their p99 within 2x of idle).
 
-Through the real proxy process and a stub upstream; users are stored with bcrypt cost 10.
+Through the real proxy process and a stub upstream; users are stored with bcrypt cost 10. The
+200 calls come from another process (bench/burst.py), as they would from other clients. A
+control burst of the same size from an already-cached user, and one lone first call, show
+what the bcrypt itself costs the cached users and what the burst costs.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+from typing import Any
 
 import grpc
 
+from bench.burst import other_client
 from bench.common import Stats, create_users, etcd_and_proxy, header, load, stub_upstream, unary
+from tests.harness.proxy import ProxyProcess
 
 PASSWORD = "Cold-Start-Pass-1"
 WARM_USERS = [f"warm{i}" for i in range(4)]
-# The burst comes from other clients: on the cached users' own HTTP/2 connection, 200 calls
-# waiting for the bcrypt would hold the connection's stream slots and queue them client-side.
-OWN_CONNECTION = (("grpc.use_local_subchannel_pool", 1),)
 
 
 async def warm_load(channel: grpc.aio.Channel, calls: int) -> Stats:
@@ -35,59 +38,53 @@ async def warm_load(channel: grpc.aio.Channel, calls: int) -> Stats:
     )
 
 
+async def burst_beside_warm_load(
+    proxy: ProxyProcess, channel: grpc.aio.Channel, user: str, count: int, warm_calls: int
+) -> tuple[dict[str, Any], Stats]:
+    """`count` concurrent calls as `user` from another process, beside the cached users."""
+    _, go = await other_client(proxy.address, user, PASSWORD, "--concurrent", str(count))
+    result, warm = await asyncio.gather(go(), warm_load(channel, warm_calls))
+    return result, warm
+
+
 async def run(*, first_calls: int = 200, warm_calls: int = 150, cost: int = 10) -> None:
     """Print the bcrypt count and the cached users' latency, idle and during the cold start."""
     async with stub_upstream() as upstream:
         with etcd_and_proxy(upstream) as (etcd, proxy):
-            await create_users(
-                etcd, dict.fromkeys([*WARM_USERS, "cold", "lone"], PASSWORD), cost=cost
-            )
-            async with (
-                grpc.aio.insecure_channel(proxy.address) as channel,
-                grpc.aio.insecure_channel(proxy.address, options=OWN_CONNECTION) as others,
-            ):
+            users = [*WARM_USERS, "cold", "lone"]
+            await create_users(etcd, dict.fromkeys(users, PASSWORD), cost=cost)
+            async with grpc.aio.insecure_channel(proxy.address) as channel:
                 await warm_load(channel, 5)  # every warm user is now cached
                 idle = await warm_load(channel, warm_calls)
-                # Control: the same burst from a user already cached, so no bcrypt at all.
-                hot = unary(others, header(WARM_USERS[0], PASSWORD))
-                _, control = await asyncio.gather(
-                    load(hot, callers=first_calls, calls_per_caller=1),
-                    warm_load(channel, warm_calls),
+                _, control = await burst_beside_warm_load(
+                    proxy, channel, WARM_USERS[0], first_calls, warm_calls
                 )
                 before = proxy.bcrypt_runs()
-                cold = unary(others, header("cold", PASSWORD))
-                first, busy = await asyncio.gather(
-                    load(cold, callers=first_calls, calls_per_caller=1),
-                    warm_load(channel, warm_calls),
+                cold, busy = await burst_beside_warm_load(
+                    proxy, channel, "cold", first_calls, warm_calls
                 )
                 runs = proxy.bcrypt_runs() - before
-                # One first call alone: the bcrypt without 200 calls released at once after it.
-                lone = unary(others, header("lone", PASSWORD))
-                single, beside = await asyncio.gather(
-                    load(lone, callers=1, calls_per_caller=1), warm_load(channel, warm_calls)
-                )
+                lone, beside = await burst_beside_warm_load(proxy, channel, "lone", 1, warm_calls)
+    during = busy.until(cold["first_end"])
+    alone = beside.until(lone["first_end"])
     print(f"cold start: {first_calls} concurrent first calls for one user (bcrypt cost {cost})")
-    print(first.line("  first calls      "))
+    print(f"  answers: {cold['codes']}, all within {cold['last_end'] - cold['started']:.3f} s")
     print(f"  bcrypt runs: {runs} (target: exactly 1)")
-    print(idle.line("  cached users idle           "))
-    # Until the first cold call returns, the bcrypt is running; after it, the proxy forwards
-    # the 200 released calls at once, a burst any proxy would queue behind.
-    during = busy.until(min(first.ends))
-    print(during.line("  cached users during the bcrypt"))
-    print(busy.line("  cached users, whole cold start"))
-    print(control.line("  same burst, user cached (control)"))
-    alone = beside.until(min(single.ends))
-    print(alone.line("  cached users while one lone bcrypt runs"))
-    during_ratio = f"{during.p99() / idle.p99():.2f}x" if during.latencies else "n/a"
-    print(
-        f"  cached users' p99 during the bcrypt / idle: {during_ratio} "
-        f"(target <= 2x); whole cold start / idle: {busy.p99() / idle.p99():.2f}x; "
-        f"cold start / same burst without bcrypt: {busy.p99() / control.p99():.2f}x"
+    print(idle.line("  cached users idle                  "))
+    print(during.line("  cached users until the first answer"))
+    print(busy.line("  cached users, whole cold start     "))
+    print(control.line("  same burst from a cached user      "))
+    print(alone.line("  cached users beside one lone bcrypt"))
+    ratios = [
+        ("until the first answer", during),
+        ("whole cold start", busy),
+        ("same burst without bcrypt", control),
+        ("beside one lone bcrypt", alone),
+    ]
+    shown = ", ".join(
+        f"{label} {stats.p99() / idle.p99():.2f}x" for label, stats in ratios if stats.latencies
     )
-    if alone.latencies:
-        print(
-            f"  cached users' p99 while a lone bcrypt runs / idle: {alone.p99() / idle.p99():.2f}x"
-        )
+    print(f"  cached users' p99 / idle (target <= 2x): {shown}")
 
 
 def main() -> None:

@@ -10,40 +10,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import time
 
 import grpc
 
-from bench.common import Stats, create_users, etcd_and_proxy, header, load, stub_upstream, unary
+from bench.burst import other_client
+from bench.common import (
+    Stats,
+    cpu_seconds,
+    create_users,
+    etcd_and_proxy,
+    header,
+    load,
+    stub_upstream,
+    unary,
+)
 from milvus_auth.proxy.ratelimit import RateLimitSettings
 
 PASSWORD = "Flood-Good-Pass-1"
 GOOD_USERS = [f"good{i}" for i in range(4)]
-OWN_CONNECTION = (("grpc.use_local_subchannel_pool", 1),)  # the attacker is another client
-
-
-async def flood(channel: grpc.aio.Channel, *, rate: float, seconds: float) -> dict[str, int]:
-    """Send wrong passwords for `victim` at `rate` per second; count the status codes."""
-    codes: dict[str, int] = {}
-
-    async def attempt(number: int) -> None:
-        try:
-            await unary(channel, header("victim", f"guess-{number:06d}"))()
-            code = "OK"
-        except grpc.aio.AioRpcError as error:
-            code = error.code().name
-        codes[code] = codes.get(code, 0) + 1
-
-    tasks = []
-    started = time.perf_counter()
-    for number in range(int(rate * seconds)):
-        delay = started + number / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.ensure_future(attempt(number)))
-    await asyncio.gather(*tasks)
-    codes["sent over seconds"] = round(time.perf_counter() - started)
-    return codes
 
 
 async def good_load(channel: grpc.aio.Channel, calls: int) -> Stats:
@@ -69,26 +53,30 @@ async def run(
         with etcd_and_proxy(upstream) as (etcd, proxy):
             passwords = dict.fromkeys(GOOD_USERS, PASSWORD) | {"victim": "Victim-Pass-1"}
             await create_users(etcd, passwords, cost=cost)
-            async with (
-                grpc.aio.insecure_channel(proxy.address) as channel,
-                grpc.aio.insecure_channel(proxy.address, options=OWN_CONNECTION) as attacker,
-            ):
+            async with grpc.aio.insecure_channel(proxy.address) as channel:
                 await good_load(channel, 5)
                 idle = await good_load(channel, good_calls)
                 before = proxy.bcrypt_runs()
-                codes, busy = await asyncio.gather(
-                    flood(attacker, rate=rate, seconds=seconds), good_load(channel, good_calls)
-                )
+                flags = ("--rate", str(rate), "--seconds", str(seconds))
+                _, go = await other_client(proxy.address, "victim", "wrong", *flags)
+                assert proxy.process is not None
+                cpu = cpu_seconds(proxy.process.pid)
+                attack, busy = await asyncio.gather(go(), good_load(channel, good_calls))
+                cpu = cpu_seconds(proxy.process.pid) - cpu
                 runs = proxy.bcrypt_runs() - before
                 limited = proxy.metric("auth_total", result="failure", reason="rate_limited")
-    took = codes.pop("sent over seconds")
+    took = attack["seconds"]
     bound = limits.user_burst + limits.user_per_second * took
-    print(f"wrong-password flood: {int(rate * seconds)} attempts on one user over {took} s")
-    print(f"  attacker's answers: {codes}; refused by the rate limit: {limited:.0f}")
+    print(f"wrong-password flood: {int(rate * seconds)} attempts on one user over {took:.1f} s")
+    print(f"  attacker's answers: {attack['codes']}; refused by the rate limit: {limited:.0f}")
     print(f"  bcrypt runs: {runs} (bound by the limit: {bound:.0f} = burst + rate x seconds)")
     print(busy.line("  good users under flood"))
     print(idle.line("  good users idle       "))
     print(f"  good users' p99 flood/idle: {busy.p99() / idle.p99():.2f}x (target <= 2x)")
+    print(
+        f"  proxy CPU meanwhile: {cpu / busy.elapsed:.0%} of one core "
+        f"({cpu / (len(busy.latencies) + rate * seconds) * 1e6:.0f} us per call, any outcome)"
+    )
 
 
 def main() -> None:

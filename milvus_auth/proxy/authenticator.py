@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 MAX_PASSWORD_BYTES = 72  # bcrypt cannot check longer passwords; Milvus never stores them
 ETCD_RETRY_AFTER = 1.0  # seconds to answer from the cache alone after etcd failed
 BCRYPT_NICENESS = 10
+RELEASE_BATCH = 8  # callers of one finished check resumed per event-loop turn
 
 
 def _lower_priority() -> None:
@@ -97,6 +98,7 @@ class Authenticator:
         )
         self._cache: dict[str, _Entry] = {}
         self._flights: dict[tuple[str, str], asyncio.Future[_Verdict]] = {}
+        self._waiters: dict[tuple[str, str], int] = {}
         self._in_flight: dict[str, _Flight] = {}
         self._trusted = True
         self._etcd_down_until = 0.0
@@ -206,12 +208,20 @@ class Authenticator:
             future = asyncio.ensure_future(self._verify(username, digest, password))
             self._flights[key] = future
             future.add_done_callback(lambda done: self._landed(key, peer, done))
+        position = self._waiters.get(key, 0)
+        self._waiters[key] = position + 1
         # Shielded: one caller giving up must not cancel the check the others wait for.
-        return await asyncio.shield(future), led
+        verdict = await asyncio.shield(future)
+        # Waiters resume in batches, one event-loop turn apart: released all at once, hundreds
+        # of calls would forward upstream in one turn while every cached user's call waits.
+        for _ in range(position // RELEASE_BATCH):
+            await asyncio.sleep(0)
+        return verdict, led
 
     def _landed(self, key: tuple[str, str], peer: str, future: asyncio.Future[_Verdict]) -> None:
         if self._flights.get(key) is future:
             del self._flights[key]
+            self._waiters.pop(key, None)
         if future.cancelled():
             return
         error = future.exception()  # retrieved, so a flight every caller abandoned logs nothing

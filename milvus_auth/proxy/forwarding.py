@@ -13,7 +13,7 @@ import asyncio
 import base64
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any, TypeAlias
+from typing import Any, NoReturn, TypeAlias
 
 import grpc
 from grpc_health.v1 import health_pb2
@@ -198,7 +198,7 @@ async def _relay_metadata(context: Context, call: Any) -> None:
 
 async def _abort_like(
     context: Context, error: grpc.aio.AioRpcError, *, send_initial: bool = True
-) -> None:
+) -> NoReturn:
     """End the call with the upstream's status, details and trailing metadata."""
     initial = error.initial_metadata()
     if send_initial and initial:
