@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from milvus_auth.config import (
@@ -147,6 +148,8 @@ def build_config(args: argparse.Namespace) -> OperatorConfig:
         raise ConfigError("--namespace takes exact names, not patterns")
     if args.resync_period <= 0 or args.proxy_timeout <= 0:
         raise ConfigError("--resync-period and --proxy-timeout must be positive")
+    if args.kubeconfig and not Path(args.kubeconfig).is_file():
+        raise ConfigError(f"--kubeconfig {args.kubeconfig}: no such file")
     token = read_secret_file(args.internal_token_file) if args.internal_token_file else None
     if token is not None and not token:
         raise ConfigError(f"{args.internal_token_file} is empty")

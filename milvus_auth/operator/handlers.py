@@ -15,7 +15,9 @@ import threading
 from typing import Any
 
 import kopf
+import yaml
 
+from milvus_auth.config import ConfigError
 from milvus_auth.operator.kube import KubeAccess, KubeError, namespaced_path
 from milvus_auth.operator.reconcile import GROUP, PLURAL, VERSION, Applied, Removal, UserSpec
 from milvus_auth.operator.runtime import OperatorRuntime
@@ -83,7 +85,10 @@ def _register_lifecycle(registry: kopf.OperatorRegistry, runtime: OperatorRuntim
     @kopf.on.login(registry=registry)
     async def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         kubeconfig = runtime.config.kubeconfig
-        info = _login_with_file(kubeconfig) if kubeconfig else kopf.login_via_client(**kwargs)
+        try:
+            info = _login_with_file(kubeconfig) if kubeconfig else kopf.login_via_client(**kwargs)
+        except ConfigError as error:
+            raise kopf.PermanentError(str(error)) from None  # retrying cannot fix the file
         if info is not None:
             ssl = info.as_ssl_context() if info.server.startswith("https") else None
             await runtime.kube.set_access(KubeAccess(info.server, info.as_http_headers(), ssl))
@@ -95,9 +100,12 @@ def _login_with_file(path: str) -> kopf.ConnectionInfo:
     import kubernetes  # noqa: PLC0415  (only needed with --kubeconfig)
 
     client = kubernetes.client.Configuration()
-    kubernetes.config.load_kube_config(
-        config_file=path, client_configuration=client, persist_config=False
-    )
+    try:
+        kubernetes.config.load_kube_config(
+            config_file=path, client_configuration=client, persist_config=False
+        )
+    except (kubernetes.config.ConfigException, yaml.YAMLError, ValueError, OSError) as error:
+        raise ConfigError(f"--kubeconfig {path}: {error}") from None
     header = client.get_api_key_with_prefix("BearerToken") or client.get_api_key_with_prefix(
         "authorization"
     )
@@ -235,6 +243,8 @@ async def run_operator(
 ) -> None:
     """Run kopf with this runtime until `stop_flag` is set (or forever)."""
     config = runtime.config
+    if config.kubeconfig:
+        _login_with_file(config.kubeconfig)  # a broken file is a usage error, before kopf starts
     await kopf.operator(
         registry=build_registry(runtime),
         clusterwide=config.all_namespaces,

@@ -94,3 +94,16 @@ def test_operator_subcommand_is_registered() -> None:
 def test_bad_flags_exit_with_a_user_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["operator", "--all-namespaces", "false"]) == 1
     assert "either --namespace" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("content", "message"), [(None, "no such file"), ("{}", "current-context")]
+)
+def test_a_broken_kubeconfig_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, message: str
+) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    if content is not None:
+        kubeconfig.write_text(content)
+    assert main(["operator", "--namespace", "a", "--kubeconfig", str(kubeconfig)]) == 1
+    assert message in capsys.readouterr().err
