@@ -24,6 +24,7 @@ from milvus_auth.proxy.metrics import ProxyMetrics
 
 Context = grpc.aio.ServicerContext[bytes, bytes]
 Metadata = list[tuple[str, str | bytes]]
+UNKNOWN_METHOD_LABEL = "other"
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"  # the stubs are generic, grpc is not
 # gRPC sets these itself on the upstream call; HTTP/2 pseudo-headers (":...") are dropped too.
 _HOP_BY_HOP = frozenset({"user-agent", "te", "content-type", "grpc-timeout", "grpc-encoding"})
@@ -173,8 +174,11 @@ class Upstream:
     def _observer(self, method: str) -> Callable[[grpc.StatusCode, float], None]:
         """Records one forwarded call; the metric children of the common case are resolved
         once, as `labels()` takes a lock and builds a key on every call."""
-        latency = self._metrics.upstream_seconds.labels(method)
-        succeeded = self._metrics.forwarded.labels(method, grpc.StatusCode.OK.name)
+        # Paths outside the known services share one label: a client inventing paths must
+        # not grow the metrics without bound.
+        label = method if self.known(method) else UNKNOWN_METHOD_LABEL
+        latency = self._metrics.upstream_seconds.labels(label)
+        succeeded = self._metrics.forwarded.labels(label, grpc.StatusCode.OK.name)
         forwarded = self._metrics.forwarded
 
         def observe(code: grpc.StatusCode, started: float) -> None:
@@ -182,7 +186,7 @@ class Upstream:
             if code is grpc.StatusCode.OK:
                 succeeded.inc()
             else:
-                forwarded.labels(method, code.name).inc()
+                forwarded.labels(label, code.name).inc()
 
         return observe
 
