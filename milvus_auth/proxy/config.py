@@ -83,9 +83,9 @@ def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
     option("--host", help="address the ports listen on", default="0.0.0.0")
     option("--port", help="public Milvus port", default=19530, type=_port)
     option("--internal-port", help="internal cache-RPC and health port", default=19529, type=_port)
-    option("--auth-enabled", help="check credentials (true|false)", default=True, type=parse_bool)
+    option("--auth-enabled", help="check credentials (true|false)", default="true", type=parse_bool)
     option("--root-password-file", help="initial root password, if root has none", metavar="PATH")
-    option("--super-users", help="comma-separated super users", default="", type=parse_names)
+    option("--super-users", help="comma-separated super users", type=parse_names)
     option("--internal-token-file", help="token required on the internal port", metavar="PATH")
     option("--upstream-token-file", help="user:password for an upstream with auth", metavar="PATH")
     option("--metrics-port", help="Prometheus metrics port, 0 = off", default=0, type=_port)
@@ -139,7 +139,7 @@ def proxy_settings(args: argparse.Namespace) -> ProxySettings:
         internal_port=args.internal_port,
         auth_enabled=args.auth_enabled,
         root_password=_secret(args.root_password_file),
-        super_users=args.super_users,
+        super_users=args.super_users or frozenset(),
         internal_token=_secret(args.internal_token_file, non_empty="--internal-token-file"),
         upstream_token=_secret(args.upstream_token_file, non_empty="--upstream-token-file"),
         metrics_port=args.metrics_port,
