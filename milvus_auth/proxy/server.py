@@ -68,9 +68,9 @@ class PublicRouter(grpc.GenericRpcHandler):
         return handler
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunningProxy:
-    """The parts of a started proxy that shutdown has to stop."""
+    """The started servers and the ports they listen on (the real ones, when given 0)."""
 
     public: grpc.aio.Server
     internal: grpc.aio.Server
