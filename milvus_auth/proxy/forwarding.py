@@ -24,7 +24,7 @@ from milvus_auth.proxy.metrics import ProxyMetrics
 
 Context = grpc.aio.ServicerContext[bytes, bytes]
 Metadata = list[tuple[str, str | bytes]]
-UNKNOWN_METHOD_LABEL = "other"
+UNKNOWN_METHOD_LABEL = "other"  # the metrics label of every path outside the known services
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"  # the stubs are generic, grpc is not
 # gRPC sets these itself on the upstream call; HTTP/2 pseudo-headers (":...") are dropped too.
 _HOP_BY_HOP = frozenset({"user-agent", "te", "content-type", "grpc-timeout", "grpc-encoding"})
