@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -19,7 +20,7 @@ from milvus_auth.core import KeyLayout, MalformedRecord, cache_digest
 from milvus_auth.operator.config import OperatorConfig, ServiceRef
 from milvus_auth.operator.notify import FanOut, Notifier
 from milvus_auth.operator.runtime import OperatorRuntime
-from milvus_auth.store import CredentialStore, EtcdSettings
+from milvus_auth.store import CredentialStore, EtcdSettings, EtcdUnavailable
 from tests.harness.milvus import milvus, milvus_server
 from tests.harness.proxy import proxy_factory
 from tests.operator.cluster import (
@@ -115,6 +116,7 @@ async def no_secrets_leak(
     """
     caplog.set_level(logging.DEBUG)
     yield
+    await etcd_answering(store)  # a test may have just restarted etcd
     secrets = set(_passwords(api))
     usernames = {_username(obj) for obj in _all_versions(api, USERS)} - {""}
     secrets |= {cache_digest(user, password) for user in usernames for password in set(secrets)}
@@ -131,6 +133,16 @@ async def no_secrets_leak(
     for secret in secrets:
         for text in published:
             assert secret not in text, "a password, digest or hash was published"
+
+
+async def etcd_answering(store: CredentialStore) -> None:
+    """Wait until etcd answers again (a restarted etcd elects itself after its port opens)."""
+    for _ in range(60):
+        try:
+            await store.revision()
+            return
+        except EtcdUnavailable:
+            await asyncio.sleep(0.5)
 
 
 def _all_versions(api: kmock.KubernetesEmulator, resource: str) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ from milvus_auth.core import CredentialRecord, hash_password, verify_password
 from milvus_auth.store import CredentialStore
 from tests.harness.processes import EtcdServer
 from tests.operator.cluster import Cluster, eventually
-from tests.operator.conftest import FakeNotifier, StartOperator
+from tests.operator.conftest import FakeNotifier, StartOperator, etcd_answering
 
 PASSWORD = "resync-password-1"
 USERS = 50
@@ -113,6 +113,7 @@ async def test_deletion_waits_for_etcd_and_says_so(
         assert "auth.milvus.io/finalizer" in cluster.user("max")["metadata"]["finalizers"]
     finally:
         etcd.start()
+    await etcd_answering(store)
     await eventually(lambda: cluster.user("max") is None, within=30)
     assert await store.get("max") is None
 
@@ -131,6 +132,7 @@ async def test_etcd_down_at_creation_is_reported_then_applied(
         assert cluster.condition("nora", "Reconciling")["status"] == "True"
     finally:
         etcd.start()
+    await etcd_answering(store)
     await eventually(lambda: cluster.reason("nora") == "Applied", within=30)
     assert await store.get("nora") is not None
 
