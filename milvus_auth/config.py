@@ -8,7 +8,9 @@ place that reads the environment; each process builds one frozen settings object
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,12 +94,7 @@ def parse_names(text: str) -> frozenset[str]:
 def read_secret_file(path: str | Path) -> str:
     """A password or token from a file (`-` is stdin), without its trailing newline."""
     try:
-        if str(path) == "-":
-            import sys  # noqa: PLC0415  (only needed for stdin)
-
-            text = sys.stdin.read()
-        else:
-            text = Path(path).read_text(encoding="utf-8")
+        text = sys.stdin.read() if str(path) == "-" else Path(path).read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(f"cannot read {path}: {error.strerror}") from error
     except UnicodeDecodeError as error:
@@ -186,3 +183,27 @@ def _path(flag: str, value: str | None) -> Path | None:
     if not path.is_file():
         raise ConfigError(f"{flag}: {value} is not a readable file")
     return path
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def add_log_level_argument(parser: argparse.ArgumentParser) -> None:
+    """`--log-level` for the long-running subcommands; any case is accepted."""
+    add_option(
+        parser,
+        "--log-level",
+        help="debug, info, warning or error",
+        default="info",
+        type=str.lower,
+        choices=LOG_LEVELS,
+    )
+
+
+def configure_logging(level: str) -> None:
+    """One log format for every process: timestamp, level, logger, message, on stderr."""
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 from typing import Any
 
-from milvus_auth.config import add_option
+from milvus_auth.config import add_log_level_argument, configure_logging
 from milvus_auth.operator.config import add_arguments, build_config
 
 
@@ -24,24 +23,14 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         "credential records in etcd, and push every change to the proxies' caches.",
     )
     add_arguments(parser)
-    add_option(
-        parser,
-        "--log-level",
-        help="DEBUG, INFO, WARNING or ERROR",
-        default="INFO",
-        type=str.upper,
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-    )
+    add_log_level_argument(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Build the settings, then run kopf until interrupted."""
     config = build_config(args)
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    configure_logging(args.log_level)
     # kopf is imported here so that other subcommands start without it.
     from milvus_auth.operator.handlers import run_operator  # noqa: PLC0415
     from milvus_auth.operator.runtime import OperatorRuntime  # noqa: PLC0415

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from typing import Any
 
-from milvus_auth.config import ConfigError, add_common_arguments
+from milvus_auth.config import (
+    ConfigError,
+    add_common_arguments,
+    add_log_level_argument,
+    configure_logging,
+)
 from milvus_auth.proxy.config import add_proxy_arguments
 
 EXIT_OK = 0
@@ -32,6 +36,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         "proxy", help="run the authenticating proxy", description=DESCRIPTION
     )
     add_proxy_arguments(parser)
+    add_log_level_argument(parser)
     add_common_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -41,16 +46,12 @@ def run(args: argparse.Namespace) -> int:
     # Imported here so other subcommands do not pay for grpc servers and pymilvus' protos.
     from milvus_auth.core import CredentialError  # noqa: PLC0415
     from milvus_auth.proxy.bootstrap import BootstrapError  # noqa: PLC0415
-    from milvus_auth.proxy.config import log_level, proxy_settings  # noqa: PLC0415
+    from milvus_auth.proxy.config import proxy_settings  # noqa: PLC0415
     from milvus_auth.proxy.server import serve  # noqa: PLC0415
     from milvus_auth.store import EtcdUnavailable  # noqa: PLC0415
 
     settings = proxy_settings(args)
-    logging.basicConfig(
-        level=log_level(settings),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(settings.log_level)
     try:
         asyncio.run(serve(settings))
     except (BootstrapError, CredentialError, ConfigError) as error:

@@ -7,7 +7,6 @@ from files, never from flags, and are read here so a bad file stops the start wi
 from __future__ import annotations
 
 import argparse
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,6 @@ from milvus_auth.config import (
     read_secret_file,
 )
 from milvus_auth.proxy.ratelimit import RateLimitSettings
-
-LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 @dataclass(frozen=True)
@@ -123,7 +120,6 @@ def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
         default=10.0,
         type=_non_negative_float,
     )
-    option("--log-level", help="debug, info, warning or error", default="info", choices=LOG_LEVELS)
 
 
 def proxy_settings(args: argparse.Namespace) -> ProxySettings:
@@ -153,11 +149,6 @@ def proxy_settings(args: argparse.Namespace) -> ProxySettings:
         shutdown_grace=args.shutdown_grace,
         log_level=args.log_level,
     )
-
-
-def log_level(settings: ProxySettings) -> int:
-    """The `logging` level of the settings' level name."""
-    return int(logging.getLevelName(settings.log_level.upper()))
 
 
 def _secret(path: str | None, *, non_empty: str | None = None) -> str | None:

@@ -86,8 +86,8 @@ def test_token_file(tmp_path: Path) -> None:
 
 
 def test_operator_subcommand_is_registered() -> None:
-    args = build_parser().parse_args(["operator", "--namespace", "a", "--log-level", "debug"])
-    assert args.log_level == "DEBUG"
+    args = build_parser().parse_args(["operator", "--namespace", "a", "--log-level", "DEBUG"])
+    assert args.log_level == "debug"
     assert callable(args.run)
 
 

@@ -1,6 +1,6 @@
 """Operator benchmarks (issue 4), each measured against a bound taken in the same run.
 
-    .venv/bin/python -m tests.operator.bench_operator [--users 200] [--rotations 20] [--cost 10]
+    .venv/bin/python -m bench.operator_users [--users 200] [--rotations 20] [--cost 10]
 
 1. Initial reconcile of N users: wall time against N x (one bcrypt hash) / cores.
 2. Resume of N unchanged users after a restart: wall time, bcrypt runs and etcd writes (both 0).

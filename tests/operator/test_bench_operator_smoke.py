@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.operator import bench_operator
+from bench import operator_users
 
 
 @pytest.mark.slow
 async def test_benchmarks_run_with_tiny_sizes(capsys: pytest.CaptureFixture[str]) -> None:
-    await bench_operator.main(users=4, rotations=2, cost=4)
+    await operator_users.main(users=4, rotations=2, cost=4)
     printed = capsys.readouterr().out
     assert "bound/wall" in printed
     assert "bcrypt runs 0 (must be 0), etcd writes 0 (must be 0)" in printed
