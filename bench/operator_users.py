@@ -84,7 +84,7 @@ class _Secrets:
 
 
 class _NoProxies:
-    async def update(self, username: str, digest: str) -> FanOut:
+    async def update(self, username: str, digest: str, *, revision: int | None) -> FanOut:
         return FanOut(0, 0)
 
     async def invalidate(self, username: str) -> FanOut:

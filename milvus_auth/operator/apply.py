@@ -155,7 +155,7 @@ class Reconciler:
             return Outcome(Reason.APPLIED, f"password applied{note}", secret.version, revision)
         try:
             proxies = await self.notifier.update(
-                spec.username, cache_digest(spec.username, secret.password)
+                spec.username, cache_digest(spec.username, secret.password), revision=revision
             )
         except KubeError as error:
             return Outcome(

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import grpc
+from pymilvus.grpc_gen import common_pb2
 
-from milvus_auth.core.internal import INTERNAL_TOKEN_METADATA
+from milvus_auth.core.internal import INTERNAL_TOKEN_METADATA, RECORD_REVISION_PROPERTY
 from milvus_auth.operator.config import ServiceRef
 from milvus_auth.operator.kube import JsonObject, KubeClient
 from milvus_auth.operator.metrics import OperatorMetrics
@@ -43,8 +44,8 @@ class FanOut:
 class Notifier(Protocol):
     """What reconciles need from the proxy fan-out; tests may substitute their own."""
 
-    async def update(self, username: str, digest: str) -> FanOut:
-        """Set the user's cache entry on every proxy."""
+    async def update(self, username: str, digest: str, *, revision: int | None) -> FanOut:
+        """Set the user's cache entry on every proxy; `revision` is the record's etcd revision."""
         ...
 
     async def invalidate(self, username: str) -> FanOut:
@@ -101,9 +102,14 @@ class ProxyNotifier:
         )
         return ready_endpoints(slices, self.service)
 
-    async def update(self, username: str, digest: str) -> FanOut:
-        """UpdateCredentialCache on every proxy."""
-        request = proxy_pb2.UpdateCredCacheRequest(username=username, password=digest)
+    async def update(self, username: str, digest: str, *, revision: int | None) -> FanOut:
+        """UpdateCredentialCache on every proxy, tagged with the record's etcd revision (stock
+        Milvus proxies ignore the tag; milvus-auth proxies keep the entry through the watch
+        event of that same write)."""
+        tag = {} if revision is None else {RECORD_REVISION_PROPERTY: str(revision)}
+        request = proxy_pb2.UpdateCredCacheRequest(
+            base=common_pb2.MsgBase(properties=tag), username=username, password=digest
+        )
         return await self._fan_out(
             "UpdateCredentialCache", lambda s: s.UpdateCredentialCache, request
         )

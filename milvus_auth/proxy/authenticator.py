@@ -68,7 +68,7 @@ class _Verdict(enum.Enum):
 class _Entry:
     digest: str
     revision: int | None
-    """The record revision the digest was verified against; None when pre-warmed by RPC."""
+    """The record revision the digest belongs to; None when pre-warmed without one."""
 
 
 class _Flight:
@@ -145,10 +145,14 @@ class Authenticator:
             "auth failure user=None peer=%s method=%s reason=%s", peer, method, failure.reason
         )
 
-    def prewarm(self, username: str, digest: str) -> None:
-        """Accept `digest` for the user from now on (Milvus's UpdateCredentialCache)."""
-        self._changed(username, math.inf)
-        self._cache[username] = _Entry(digest, None)
+    def prewarm(self, username: str, digest: str, revision: int | None = None) -> None:
+        """Accept `digest` for the user from now on (Milvus's UpdateCredentialCache).
+
+        `revision` is the etcd revision of the record the digest belongs to, when the caller
+        knows it: the watch event of that write then leaves the entry in place.
+        """
+        self._changed(username, math.inf if revision is None else revision)
+        self._cache[username] = _Entry(digest, revision)
 
     def invalidate(self, username: str) -> None:
         """Forget the user (Milvus's InvalidateCredentialCache, or a user deleted)."""

@@ -23,7 +23,7 @@ from grpc_health.v1.health import aio as health_aio
 from pymilvus.grpc_gen import common_pb2
 
 from milvus_auth.core import CredentialError, InvalidParameter, validate_username
-from milvus_auth.core.internal import INTERNAL_TOKEN_METADATA
+from milvus_auth.core.internal import INTERNAL_TOKEN_METADATA, RECORD_REVISION_PROPERTY
 from milvus_auth.protos import proxy_pb2
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ Context = grpc.aio.ServicerContext[Any, Any]
 class CredentialCache(Protocol):
     """What the cache RPCs change: the authenticator's username -> digest cache."""
 
-    def prewarm(self, username: str, digest: str) -> None:
+    def prewarm(self, username: str, digest: str, revision: int | None = None) -> None:
         """Accept `digest` (sha256hex(password + username)) for the user from now on."""
 
     def invalidate(self, username: str) -> None:
@@ -65,8 +65,9 @@ class CacheService:
             raise InvalidParameter(
                 "invalid credential cache value", "expected sha256 hex of password + username"
             )
-        self._cache.prewarm(username, request.password)
-        log.info("cache prewarm user=%r result=ok", username)
+        revision = _record_revision(request.base.properties.get(RECORD_REVISION_PROPERTY, ""))
+        self._cache.prewarm(username, request.password, revision)
+        log.info("cache prewarm user=%r revision=%s result=ok", username, revision)
         return common_pb2.Status()
 
     async def refresh_policy(self, request: Any, _: Context) -> common_pb2.Status:
@@ -79,6 +80,17 @@ class CacheService:
 
 
 Behaviour = Callable[[Any, Context], Awaitable[common_pb2.Status]]
+
+
+def _record_revision(text: str) -> int | None:
+    """The revision a milvus-auth operator attached, or None (stock RootCoord sends none)."""
+    if not text:
+        return None
+    if not text.isdigit():
+        raise InvalidParameter(
+            f"invalid {RECORD_REVISION_PROPERTY} {text!r}", "expected an etcd revision"
+        )
+    return int(text)
 
 
 def _guarded(behaviour: Behaviour, token: str | None) -> Behaviour:

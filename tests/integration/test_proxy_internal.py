@@ -6,16 +6,19 @@ next login runs one.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pymilvus import MilvusClient
+from pymilvus.grpc_gen import common_pb2
 
-from milvus_auth.core import cache_digest
-from milvus_auth.core.internal import INTERNAL_TOKEN_METADATA
+from milvus_auth.core import CredentialRecord, cache_digest, hash_password
+from milvus_auth.core.internal import INTERNAL_TOKEN_METADATA, RECORD_REVISION_PROPERTY
 from milvus_auth.protos import proxy_pb2, proxy_pb2_grpc
+from milvus_auth.store import CredentialStore
 from tests.harness.milvus import MilvusLite
 from tests.harness.processes import EtcdServer
 from tests.harness.proxy import ROOT_PASSWORD, ProxyFactory, ProxyProcess
@@ -44,11 +47,42 @@ def cache_stub(guarded: ProxyProcess) -> Iterator[proxy_pb2_grpc.ProxyStub]:
 
 
 def _login_as_root(proxy: ProxyProcess) -> None:
-    client = MilvusClient(uri=proxy.uri, user="root", password=ROOT_PASSWORD, timeout=10)
+    _login(proxy, "root", ROOT_PASSWORD)
+
+
+def _login(proxy: ProxyProcess, user: str, password: str) -> None:
+    client = MilvusClient(uri=proxy.uri, user=user, password=password, timeout=10)
     try:
         client.list_collections()
     finally:
         client.close()
+
+
+@pytest.mark.parametrize(("tagged", "bcrypt_runs"), [(True, 0), (False, 1)])
+async def test_prewarm_tagged_with_the_revision_outlives_the_watch_event_of_its_write(
+    guarded: ProxyProcess, store: CredentialStore, tagged: bool, bcrypt_runs: int
+) -> None:
+    # The order the operator's race ends in: the cache update lands first, the etcd watch
+    # event of the write second. Only a tagged update survives it (an untagged one costs a
+    # bcrypt at the next login, which is still correct).
+    password = "carol-password-1"
+    next_revision = await store.revision() + 1
+    tag = {RECORD_REVISION_PROPERTY: str(next_revision)} if tagged else {}
+    async with grpc.aio.insecure_channel(guarded.internal_address) as channel:
+        status = await proxy_pb2_grpc.ProxyStub(channel).UpdateCredentialCache(
+            proxy_pb2.UpdateCredCacheRequest(
+                base=common_pb2.MsgBase(properties=tag),
+                username="carol",
+                password=cache_digest("carol", password),
+            ),
+            metadata=AUTH,
+        )
+    assert (status.error_code, status.code) == (0, 0)
+    revision = await store.create(CredentialRecord("carol", hash_password(password, 4)))
+    assert revision == next_revision
+    await asyncio.sleep(0.5)  # the proxy's watch sees the write well within this
+    await asyncio.to_thread(_login, guarded, "carol", password)
+    assert guarded.bcrypt_runs() == bcrypt_runs
 
 
 def test_update_prewarms_so_the_next_login_runs_no_bcrypt(

@@ -47,10 +47,12 @@ class FakeNotifier:
         self.total = total
         self.updated = total
         self.updates: list[tuple[str, str]] = []
+        self.revisions: list[int | None] = []
         self.invalidations: list[str] = []
 
-    async def update(self, username: str, digest: str) -> FanOut:
+    async def update(self, username: str, digest: str, *, revision: int | None) -> FanOut:
         self.updates.append((username, digest))
+        self.revisions.append(revision)
         return FanOut(self.updated, self.total)
 
     async def invalidate(self, username: str) -> FanOut:

@@ -47,6 +47,22 @@ def test_changes_and_deletes_drop_only_that_user(auth: Authenticator) -> None:
     assert not auth.cached("bob")
 
 
+def test_a_prewarm_tagged_with_its_revision_survives_that_write(auth: Authenticator) -> None:
+    # The operator writes the record at revision 9, then pre-warms with revision 9; the watch
+    # event of that write may arrive after the RPC and must not undo it.
+    auth.prewarm("carol", cache_digest("carol", "pw-carol"), 9)
+    apply(UserChanged("carol", 9), auth)
+    assert auth.cached("carol")
+    apply(UserChanged("carol", 10), auth)  # a later write does drop it
+    assert not auth.cached("carol")
+
+
+def test_a_later_delete_drops_a_tagged_prewarm(auth: Authenticator) -> None:
+    auth.prewarm("carol", cache_digest("carol", "pw-carol"), 9)
+    apply(UserDeleted("carol", 11), auth)
+    assert not auth.cached("carol")
+
+
 def test_lost_then_restored(auth: Authenticator) -> None:
     apply(WatchLost(), auth)
     assert not auth.trusted

@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pymilvus.grpc_gen import common_pb2
 
 from milvus_auth.core import cache_digest
-from milvus_auth.core.internal import INTERNAL_TOKEN_METADATA
+from milvus_auth.core.internal import INTERNAL_TOKEN_METADATA, RECORD_REVISION_PROPERTY
 from milvus_auth.protos import proxy_pb2, proxy_pb2_grpc
 from milvus_auth.proxy.internal import add_internal_services
 
@@ -27,10 +27,12 @@ class RecordingCache:
     def __init__(self) -> None:
         self.entries: dict[str, str] = {"alice": "old", "bob": "old"}
         self.calls: list[tuple[str, str]] = []
+        self.revisions: dict[str, int | None] = {}
 
-    def prewarm(self, username: str, digest: str) -> None:
+    def prewarm(self, username: str, digest: str, revision: int | None = None) -> None:
         self.calls.append(("prewarm", username))
         self.entries[username] = digest
+        self.revisions[username] = revision
 
     def invalidate(self, username: str) -> None:
         self.calls.append(("invalidate", username))
@@ -75,6 +77,33 @@ async def test_update_prewarms_with_the_digest(
     )
     assert (status.error_code, status.code, status.reason) == (0, 0, "")
     assert cache.entries["carol"] == digest
+    assert cache.revisions["carol"] is None  # stock RootCoord sends no revision
+
+
+async def test_update_passes_on_the_record_revision(
+    open_port: grpc.aio.Channel, cache: RecordingCache
+) -> None:
+    request = proxy_pb2.UpdateCredCacheRequest(
+        base=common_pb2.MsgBase(properties={RECORD_REVISION_PROPERTY: "17"}),
+        username="carol",
+        password=cache_digest("carol", "Secret123"),
+    )
+    status = await proxy_pb2_grpc.ProxyStub(open_port).UpdateCredentialCache(request)
+    assert (status.error_code, status.code) == (0, 0)
+    assert cache.revisions["carol"] == 17
+
+
+async def test_update_refuses_a_revision_that_is_not_a_number(
+    open_port: grpc.aio.Channel, cache: RecordingCache
+) -> None:
+    request = proxy_pb2.UpdateCredCacheRequest(
+        base=common_pb2.MsgBase(properties={RECORD_REVISION_PROPERTY: "-1"}),
+        username="carol",
+        password=cache_digest("carol", "Secret123"),
+    )
+    status = await proxy_pb2_grpc.ProxyStub(open_port).UpdateCredentialCache(request)
+    assert status.code == 1100
+    assert "carol" not in cache.entries
 
 
 async def test_update_refuses_a_value_that_is_not_a_digest(

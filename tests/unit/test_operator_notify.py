@@ -9,7 +9,7 @@ import grpc
 import pytest
 from pymilvus.grpc_gen import common_pb2
 
-from milvus_auth.core.internal import INTERNAL_TOKEN_METADATA
+from milvus_auth.core.internal import INTERNAL_TOKEN_METADATA, RECORD_REVISION_PROPERTY
 from milvus_auth.operator.config import ServiceRef
 from milvus_auth.operator.metrics import OperatorMetrics
 from milvus_auth.operator.notify import ProxyNotifier, ready_endpoints
@@ -56,10 +56,12 @@ class _Cache(proxy_pb2_grpc.ProxyServicer):
     def __init__(self, code: int = 0) -> None:
         self.code = code
         self.calls: list[tuple[str, str, str | None]] = []
+        self.revisions: list[str | None] = []
 
     async def UpdateCredentialCache(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         token = dict(context.invocation_metadata() or ()).get(INTERNAL_TOKEN_METADATA)
         self.calls.append((request.username, request.password, token))
+        self.revisions.append(request.base.properties.get(RECORD_REVISION_PROPERTY))
         return common_pb2.Status(code=self.code, reason="refused" if self.code else "")
 
     async def InvalidateCredentialCache(
@@ -116,16 +118,19 @@ async def test_fan_out_counts_confirmations_and_sends_the_token(
         metrics=metrics,
     )
     try:
-        result = await notifier.update("alice", "digest")
+        result = await notifier.update("alice", "digest", revision=42)
+        untagged = await notifier.update("alice", "digest", revision=None)
     finally:
         await notifier.close()
     assert (result.updated, result.total, result.complete) == (2, 4, False)
+    assert (untagged.updated, untagged.total) == (2, 4)
     for cache, _ in servers:
-        assert cache.calls == [("alice", "digest", "tkn")]
+        assert cache.calls == [("alice", "digest", "tkn")] * 2
+        assert cache.revisions == ["42", None]
     failures = metrics.registry.get_sample_value(
         "milvus_auth_operator_proxy_failures_total", {"rpc": "UpdateCredentialCache"}
     )
-    assert failures == 2.0
+    assert failures == 4.0  # two failing proxies, two updates
 
 
 async def test_no_proxy_service_means_nothing_to_notify() -> None:
