@@ -168,13 +168,15 @@ class Reconciler:
             )
         if not proxies.complete:
             message = f"{proxies.updated} of {proxies.total} proxies updated; retrying"
+            # A retry that only reaches the proxies again is not a new application: keeping
+            # lastAppliedTime unless etcd was written spares a status patch per retry.
             return Outcome(
                 Reason.PROXIES_PENDING,
                 message,
                 secret.version,
                 revision,
                 proxies,
-                applied=True,
+                applied=wrote,
                 written=written,
             )
         message = f"password applied; {proxies.updated}/{proxies.total} proxies updated{note}"

@@ -47,7 +47,8 @@ class Outcome:
     record_revision: int | None = None
     proxies: FanOut | None = None
     applied: bool = False
-    """True when this reconcile wrote etcd or pushed to the proxies (sets lastAppliedTime)."""
+    """True when this reconcile wrote etcd, or completed the push to every proxy (sets
+    lastAppliedTime)."""
     written: str = ""
     """`create` or `update` when this reconcile wrote the etcd record, for the Event."""
 

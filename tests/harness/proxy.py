@@ -13,7 +13,9 @@ import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.harness.processes import ServerProcess, free_port, port_open
 
@@ -83,9 +85,25 @@ class ProxyProcess(ServerProcess):
             name,
             [*argv, *extra_args],
             log_path=workdir / f"{name}.log",
-            ready=lambda: port_open(self.port) and port_open(self.internal_port),
+            ready=lambda: port_open(self.port) and self.serving(),
             env=env,
         )
+
+    def serving(self) -> bool:
+        """Whether this process's gRPC health service answers SERVING on the internal port.
+
+        A health answer, not just an open port: a TCP connect can reach some other process
+        that got the port first (or, rarely, connect to itself), and the test would then talk
+        to the wrong server for its whole length.
+        """
+        with grpc.insecure_channel(self.internal_address) as channel:
+            try:
+                answer = health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=0.5
+                )
+            except grpc.RpcError:
+                return False
+        return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
 
     @property
     def address(self) -> str:
