@@ -62,7 +62,9 @@ def test_metadata_deadline_and_trailers_travel(
     for key, value in metadata:
         assert seen.metadata[key] == value
     assert seen.time_remaining is not None
-    assert 3.5 < seen.time_remaining <= 5
+    # gRPC encodes a deadline in whole units rounded up on each hop, so the upstream may see a
+    # few milliseconds more than the caller's 5 s; what matters is that it is not unbounded.
+    assert 3.5 < seen.time_remaining <= 5.1
 
 
 def test_upstream_status_details_and_trailers_come_back(open_proxy: ProxyProcess) -> None:

@@ -80,11 +80,15 @@ async def test_rotation_or_deletion_regenerates_the_password(
 
     await cluster.delete_secret(SECRET)
     await eventually(lambda: cluster.secret(SECRET) is not None and _password(cluster) != second)
-    await eventually(lambda: cluster.reason("ivy") == "Applied")
     third = _password(cluster)
-    stored = await store.get("ivy")
-    assert stored is not None
-    assert verify_password(third, stored.record.encrypted_password)
+
+    # Not "wait for Applied": the condition already says Applied from before the deletion.
+    async def third_is_stored() -> bool:
+        stored = await store.get("ivy")
+        return stored is not None and verify_password(third, stored.record.encrypted_password)
+
+    await eventually(third_is_stored)
+    await eventually(lambda: cluster.reason("ivy") == "Applied")
 
 
 async def test_a_foreign_secret_with_the_generated_name_is_never_overwritten(
