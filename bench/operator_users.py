@@ -188,6 +188,8 @@ async def bench_rotation(
 
 async def main(users: int, rotations: int, cost: int) -> None:
     """Run the three benchmarks with one etcd, one kmock, one milvus-lite and 3 proxies."""
+    # pymilvus logs every refused login (the point of the rotation benchmark) at ERROR.
+    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
     workdir = Path(tempfile.mkdtemp(prefix="bench-operator-"))
     etcd = EtcdServer(workdir)
     etcd.start()
@@ -234,6 +236,4 @@ if __name__ == "__main__":
     parser.add_argument("--rotations", type=int, default=20)
     parser.add_argument("--cost", type=int, default=10, help="bcrypt cost (Milvus uses 10)")
     arguments = parser.parse_args()
-    # pymilvus logs every refused login (the point of the rotation benchmark) at ERROR.
-    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
     asyncio.run(main(arguments.users, arguments.rotations, arguments.cost))
