@@ -16,26 +16,17 @@ from typing import Any
 import grpc
 
 from bench.burst import other_client
-from bench.common import Stats, create_users, etcd_and_proxy, header, load, stub_upstream, unary
+from bench.common import (
+    Stats,
+    create_users,
+    etcd_and_proxy,
+    stub_upstream,
+    users_load,
+)
 from tests.harness.proxy import ProxyProcess
 
 PASSWORD = "Cold-Start-Pass-1"
 WARM_USERS = [f"warm{i}" for i in range(4)]
-
-
-async def warm_load(channel: grpc.aio.Channel, calls: int) -> Stats:
-    """Each cached user calling back to back, together."""
-    results = await asyncio.gather(
-        *(
-            load(unary(channel, header(user, PASSWORD)), callers=1, calls_per_caller=calls)
-            for user in WARM_USERS
-        )
-    )
-    return Stats(
-        [latency for stats in results for latency in stats.latencies],
-        max(stats.elapsed for stats in results),
-        ends=[end for stats in results for end in stats.ends],
-    )
 
 
 async def burst_beside_warm_load(
@@ -43,7 +34,7 @@ async def burst_beside_warm_load(
 ) -> tuple[dict[str, Any], Stats]:
     """`count` concurrent calls as `user` from another process, beside the cached users."""
     _, go = await other_client(proxy.address, user, PASSWORD, "--concurrent", str(count))
-    result, warm = await asyncio.gather(go(), warm_load(channel, warm_calls))
+    result, warm = await asyncio.gather(go(), users_load(channel, WARM_USERS, PASSWORD, warm_calls))
     return result, warm
 
 
@@ -54,8 +45,8 @@ async def run(*, first_calls: int = 200, warm_calls: int = 150, cost: int = 10) 
             users = [*WARM_USERS, "cold", "lone"]
             await create_users(etcd, dict.fromkeys(users, PASSWORD), cost=cost)
             async with grpc.aio.insecure_channel(proxy.address) as channel:
-                await warm_load(channel, 5)  # every warm user is now cached
-                idle = await warm_load(channel, warm_calls)
+                await users_load(channel, WARM_USERS, PASSWORD, 5)  # every warm user is now cached
+                idle = await users_load(channel, WARM_USERS, PASSWORD, warm_calls)
                 _, control = await burst_beside_warm_load(
                     proxy, channel, WARM_USERS[0], first_calls, warm_calls
                 )

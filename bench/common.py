@@ -178,3 +178,20 @@ def unary(channel: grpc.aio.Channel, metadata: Sequence[tuple[str, str]]) -> Cal
         return multicallable(b"", metadata=metadata, timeout=30)
 
     return call
+
+
+async def users_load(
+    channel: grpc.aio.Channel, users: Sequence[str], password: str, calls: int
+) -> Stats:
+    """Each user calling back to back with `password`, all users together."""
+    results = await asyncio.gather(
+        *(
+            load(unary(channel, header(user, password)), callers=1, calls_per_caller=calls)
+            for user in users
+        )
+    )
+    return Stats(
+        [latency for stats in results for latency in stats.latencies],
+        max(stats.elapsed for stats in results),
+        ends=[end for stats in results for end in stats.ends],
+    )

@@ -15,33 +15,16 @@ import grpc
 
 from bench.burst import other_client
 from bench.common import (
-    Stats,
     cpu_seconds,
     create_users,
     etcd_and_proxy,
-    header,
-    load,
     stub_upstream,
-    unary,
+    users_load,
 )
 from milvus_auth.proxy.ratelimit import RateLimitSettings
 
 PASSWORD = "Flood-Good-Pass-1"
 GOOD_USERS = [f"good{i}" for i in range(4)]
-
-
-async def good_load(channel: grpc.aio.Channel, calls: int) -> Stats:
-    """The good users calling back to back, together."""
-    results = await asyncio.gather(
-        *(
-            load(unary(channel, header(user, PASSWORD)), callers=1, calls_per_caller=calls)
-            for user in GOOD_USERS
-        )
-    )
-    return Stats(
-        [latency for stats in results for latency in stats.latencies],
-        max(stats.elapsed for stats in results),
-    )
 
 
 async def run(
@@ -54,14 +37,16 @@ async def run(
             passwords = dict.fromkeys(GOOD_USERS, PASSWORD) | {"victim": "Victim-Pass-1"}
             await create_users(etcd, passwords, cost=cost)
             async with grpc.aio.insecure_channel(proxy.address) as channel:
-                await good_load(channel, 5)
-                idle = await good_load(channel, good_calls)
+                await users_load(channel, GOOD_USERS, PASSWORD, 5)
+                idle = await users_load(channel, GOOD_USERS, PASSWORD, good_calls)
                 before = proxy.bcrypt_runs()
                 flags = ("--rate", str(rate), "--seconds", str(seconds))
                 _, go = await other_client(proxy.address, "victim", "wrong", *flags)
                 assert proxy.process is not None
                 cpu = cpu_seconds(proxy.process.pid)
-                attack, busy = await asyncio.gather(go(), good_load(channel, good_calls))
+                attack, busy = await asyncio.gather(
+                    go(), users_load(channel, GOOD_USERS, PASSWORD, good_calls)
+                )
                 cpu = cpu_seconds(proxy.process.pid) - cpu
                 runs = proxy.bcrypt_runs() - before
                 limited = proxy.metric("auth_total", result="failure", reason="rate_limited")
