@@ -96,7 +96,9 @@ def test_caller_deadline_cuts_the_upstream_call(
     assert failed.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     remaining = upstream.last().time_remaining
     assert remaining is not None
-    assert remaining < 0.5
+    # The caller's 0.5 s, not a deadline of the proxy's own (gRPC rounds each hop's encoded
+    # timeout up, so the upstream may see a fraction of a millisecond more).
+    assert remaining <= 0.51
 
 
 def test_caller_cancellation_reaches_the_upstream(
