@@ -25,6 +25,7 @@ from pymilvus.grpc_gen import common_pb2
 from milvus_auth.core import CredentialError, InvalidParameter, validate_username
 from milvus_auth.core.internal import INTERNAL_TOKEN_METADATA, RECORD_REVISION_PROPERTY
 from milvus_auth.protos import proxy_pb2
+from milvus_auth.proxy.credentials import failure_status
 
 log = logging.getLogger(__name__)
 
@@ -104,13 +105,9 @@ def _guarded(behaviour: Behaviour, token: str | None) -> Behaviour:
             return await behaviour(request, context)
         except CredentialError as error:
             log.warning("cache rpc refused reason=%r", error.reason)
-            # merr.Status: parameter errors carry the legacy IllegalArgument, others Unexpected.
-            legacy = (
-                common_pb2.ErrorCode.IllegalArgument
-                if isinstance(error, InvalidParameter)
-                else common_pb2.ErrorCode.UnexpectedError
-            )
-            return common_pb2.Status(error_code=legacy, code=error.code, reason=error.reason)
+            # merr.Status, as for the proxy-side credential checks: parameter errors carry the
+            # legacy IllegalArgument, everything else UnexpectedError.
+            return failure_status(error, common_pb2.ErrorCode.UnexpectedError)
 
     return handler
 
