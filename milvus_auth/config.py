@@ -12,12 +12,14 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from milvus_auth.core import DEFAULT_BCRYPT_COST, DEFAULT_META_ROOT, KeyLayout, LayoutName
+from milvus_auth.core.credentials import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from milvus_auth.core.hashing import MAX_BCRYPT_COST, MIN_BCRYPT_COST
+from milvus_auth.core.passwords import CLASS_NAMES, MAX_SCORE, PasswordPolicy
 from milvus_auth.store import Endpoint, EtcdSettings
 
 ENV_PREFIX = "MILVUS_AUTH_"
@@ -109,6 +111,8 @@ class CommonSettings:
     etcd: EtcdSettings
     layout: KeyLayout
     bcrypt_cost: int
+    password_policy: PasswordPolicy = field(default_factory=PasswordPolicy)
+    """What every new password must satisfy (Milvus's own rule by default)."""
 
 
 def add_common_arguments(
@@ -144,6 +148,36 @@ def add_common_arguments(
         default=DEFAULT_BCRYPT_COST,
         type=parse_cost,
     )
+    policy = parser.add_argument_group("password policy (new passwords only)")
+    option = _grouped(policy, environ)
+    option(
+        "--password-min-length",
+        help=f"fewest UTF-8 bytes in a new password (Milvus's minimum is {MIN_PASSWORD_LENGTH})",
+        default=MIN_PASSWORD_LENGTH,
+        type=_bounded(MIN_PASSWORD_LENGTH, MAX_PASSWORD_LENGTH),
+    )
+    option(
+        "--password-min-classes",
+        help=f"fewest kinds of characters among {', '.join(CLASS_NAMES)}",
+        default=0,
+        type=_bounded(0, len(CLASS_NAMES)),
+    )
+    option(
+        "--password-min-score",
+        help=f"least zxcvbn strength score 0..{MAX_SCORE}, which also refuses passwords "
+        "containing the username; off when not given",
+        type=_bounded(0, MAX_SCORE),
+    )
+
+
+def _bounded(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {low}..{high}, got {value}")
+        return value
+
+    return parse
 
 
 def _grouped(
@@ -172,7 +206,14 @@ def common_settings(args: argparse.Namespace) -> CommonSettings:
         timeout=args.etcd_timeout,
     )
     return CommonSettings(
-        etcd=etcd, layout=KeyLayout(args.layout, args.meta_root), bcrypt_cost=args.bcrypt_cost
+        etcd=etcd,
+        layout=KeyLayout(args.layout, args.meta_root),
+        bcrypt_cost=args.bcrypt_cost,
+        password_policy=PasswordPolicy(
+            min_length=args.password_min_length,
+            min_classes=args.password_min_classes,
+            min_score=args.password_min_score,
+        ),
     )
 
 

@@ -26,7 +26,6 @@ from milvus_auth.core import (
     UserNotFound,
     ensure_deletable,
     hash_password,
-    validate_password,
     validate_username,
 )
 from milvus_auth.store import CredentialStore, EtcdUnavailable, RevisionConflict
@@ -108,6 +107,7 @@ async def _create(
 ) -> None:
     username = validate_username(args.username)
     password = _read_password(args.password_file)
+    settings.password_policy.check(username, password)
     hashed = await asyncio.to_thread(hash_password, password, settings.bcrypt_cost)
     revision = await store.create(CredentialRecord(username, hashed))
     print(f"created {username} at revision {revision}")
@@ -118,6 +118,7 @@ async def _passwd(
 ) -> None:
     username = validate_username(args.username)
     password = _read_password(args.password_file)
+    settings.password_policy.check(username, password)
     stored = await store.get(username)
     if stored is None:
         raise UserNotFound(username)
@@ -146,5 +147,4 @@ def _read_password(path: str | None) -> str:
             raise ConfigError("the passwords do not match")
     else:
         raise ConfigError("no terminal to prompt on: give --password-file PATH (- for stdin)")
-    validate_password(password)
     return password

@@ -144,3 +144,35 @@ def test_help_documents_env() -> None:
     )
     assert "MILVUS_AUTH_ETCD_ENDPOINTS" in result.stdout
     assert "--password-file" in result.stdout
+
+
+async def test_password_policy_refuses_weak_passwords_and_keeps_the_record(
+    cli, store: CredentialStore
+) -> None:  # type: ignore[no-untyped-def]
+    strict = ("--password-min-length", "12", "--password-min-classes", "3")
+    weak = cli("create", "carol", "--password-file", "-", *strict, stdin="short-pw\n")
+    assert weak.returncode == 1
+    assert "weak password" in weak.stderr
+    assert "at least 12 bytes" in weak.stderr
+    assert "short-pw" not in weak.stderr + weak.stdout
+    assert await store.get("carol") is None
+
+    strong = "Tangerine-Orbit-47"
+    assert cli("create", "carol", "--password-file", "-", *strict, stdin=strong).returncode == 0
+    before = await store.get("carol")
+    scored = cli(
+        "passwd",
+        "carol",
+        "--password-file",
+        "-",
+        "--password-min-score",
+        "3",
+        stdin="carol-Carol-1!\n",
+    )
+    assert scored.returncode == 1
+    assert "must not contain the username" in scored.stderr
+    after = await store.get("carol")
+    assert before is not None
+    assert after is not None
+    assert after.mod_revision == before.mod_revision
+    assert verify_password(strong, after.record.encrypted_password)
