@@ -7,7 +7,7 @@ PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.1
 	$$p -c 'import sys' >/dev/null 2>&1 && { echo $$p; break; }; done)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test run lint typecheck unit bench etcd protos clean
+.PHONY: test run lint typecheck unit bench etcd protos lock clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,13 @@ bench: $(BIN)/.installed
 # Regenerate milvus_auth/protos/proxy_pb2*.py(i) from proxy.proto (commit the result).
 protos: $(BIN)/.installed
 	$(BIN)/python -m milvus_auth.protos.generate
+
+# Regenerate requirements.lock (the image's exact, hashed runtime dependencies) from
+# pyproject.toml; commit the result. Uses pip-tools in a throwaway venv.
+lock: $(BIN)/.installed
+	$(PYTHON) -m venv .run/piptools && .run/piptools/bin/pip install -q pip-tools
+	.run/piptools/bin/pip-compile -q --generate-hashes --strip-extras --no-emit-index-url \
+		--no-emit-find-links --output-file requirements.lock pyproject.toml
 
 clean:
 	rm -rf $(VENV) .run .mypy_cache .pytest_cache .ruff_cache

@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -92,15 +93,69 @@ def test_hadolint_would_catch_a_bad_dockerfile(tmp_path: Path) -> None:
     assert result.returncode != 0
 
 
-def test_base_images_are_pinned() -> None:
+def test_base_images_are_pinned_by_tag_and_digest() -> None:
     assert len(STAGES) >= 2, "multi-stage: builder and runtime"
     for stage in STAGES:
         if stage.base in {s.name for s in STAGES}:
             continue
-        image, _, tag = stage.base.rpartition(":")
+        reference, _, digest = stage.base.partition("@")
+        assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest), f"{stage.base}: pin the digest"
+        image, _, tag = reference.rpartition(":")
         assert image, f"{stage.base} has no tag"
         assert tag != "latest"
         assert re.match(r"\d+\.\d+\.\d+-", tag), f"{stage.base}: pin the patch version"
+
+
+LOCK = ROOT / "requirements.lock"
+
+
+def _locked() -> dict[str, tuple[str, list[str], list[str]]]:
+    """requirements.lock: name -> (version, hashes, what it is there for)."""
+    entries: dict[str, tuple[str, list[str], list[str]]] = {}
+    lines = LOCK.read_text(encoding="utf-8").splitlines()
+    while lines and lines[0].startswith("#"):  # pip-compile's header
+        lines.pop(0)
+    for block in re.split(r"\n(?=[a-z0-9])", "\n".join(lines).strip()):
+        head, *rest = block.splitlines()
+        name, _, version = head.split()[0].partition("==")
+        hashes = [line.split("sha256:")[1].rstrip(" \\") for line in rest if "--hash=" in line]
+        via = [line.strip() for line in rest if line.strip().startswith("#")]
+        entries[canonicalize_name(name)] = (version, hashes, via)
+    return entries
+
+
+def test_the_image_installs_only_locked_hashed_dependencies() -> None:
+    builder = " ".join(STAGES[0].all("RUN"))
+    assert "--require-hashes" in builder
+    assert "-r requirements.lock" in builder
+    assert "--only-binary :all:" in builder
+    # The project's own wheel goes in without dependencies: nothing unlocked slips in.
+    assert re.search(r"pip install [^&]*--no-deps [^&]*--no-index [^&]*\.whl", builder)
+    assert "requirements.lock" in STAGES[0].all("COPY")[0]
+
+
+def test_the_lock_pins_every_runtime_dependency_with_hashes() -> None:
+    locked = _locked()
+    assert len(locked) > 20
+    for name, (version, hashes, _) in locked.items():
+        assert re.fullmatch(r"[0-9][0-9A-Za-z.+!-]*", version), name
+        assert hashes, f"{name} has no hash"
+        assert all(re.fullmatch(r"[0-9a-f]{64}", h) for h in hashes), name
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    for line in project["dependencies"]:
+        requirement = Requirement(line)
+        name = canonicalize_name(requirement.name)
+        assert name in locked, f"{name} is in pyproject.toml but not locked: run make lock"
+        version, _, via = locked[name]
+        assert requirement.specifier.contains(version, prereleases=True), (name, version)
+        assert any("milvus-auth (pyproject.toml)" in line for line in via), name
+    direct = {
+        name
+        for name, (_, _, via) in locked.items()
+        if any("milvus-auth (pyproject.toml)" in line for line in via)
+    }
+    declared = {canonicalize_name(Requirement(line).name) for line in project["dependencies"]}
+    assert direct == declared, "the lock is stale: run make lock"
 
 
 def test_runtime_runs_as_a_numeric_non_root_user() -> None:
