@@ -80,7 +80,6 @@ def test_absent_and_wrong_wire_type_read_as_empty() -> None:
         bytes([3 << 3 | 2, 10, 65]),  # length past the end
         bytes([3 << 3 | 2]),  # length missing
         bytes([0x80] * 11),  # varint too long
-        bytes([3 << 3 | 2, 2, 0xFF, 0xFE]),  # not UTF-8
         bytes([3 << 3 | 3]),  # group
         bytes([0 << 3 | 2, 0]),  # field number 0
         bytes([3 << 3 | 1, 1, 2]),  # truncated fixed64
@@ -91,6 +90,13 @@ def test_malformed_messages_are_errors(data: bytes) -> None:
         string_field(data, 3)
     with pytest.raises(WireError):
         check_well_formed(data)
+
+
+def test_a_name_that_is_not_utf8_is_an_error() -> None:
+    data = bytes([3 << 3 | 2, 2, 0xFF, 0xFE])
+    check_well_formed(data)  # sound structure; the string itself is what is wrong
+    with pytest.raises(WireError, match="UTF-8"):
+        string_field(data, 3)
 
 
 @settings(max_examples=500)
