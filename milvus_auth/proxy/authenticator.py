@@ -24,6 +24,7 @@ from typing import NoReturn, Protocol
 
 from milvus_auth.core import MalformedRecord, cache_digest, digests_equal, verify_password
 from milvus_auth.proxy.headers import AUTH_CHECK_FAILURE, AuthFailure, Credentials
+from milvus_auth.proxy.logsafe import shown_username, valid_username
 from milvus_auth.proxy.metrics import ProxyMetrics
 from milvus_auth.proxy.ratelimit import FailureLimiter
 from milvus_auth.store import EtcdUnavailable, StoredCredential
@@ -104,8 +105,16 @@ class Authenticator:
         self._etcd_down_until = 0.0
 
     async def authenticate(self, credentials: Credentials, *, peer: str, method: str) -> None:
-        """Return if the credentials are right; raise `AuthFailure` or `AuthUnavailable`."""
+        """Return if the credentials are right; raise `AuthFailure` or `AuthUnavailable`.
+
+        `method` is only shown in log lines, so the caller passes it escaped and bounded.
+        """
         username = credentials.username
+        if not valid_username(username):
+            # No user can have this name: refused before the cache, the limiter or etcd see it,
+            # so an unbounded name costs no memory and no etcd read, and a log line never
+            # shows it (it may be a password typed into the user field).
+            self._fail(credentials, peer=peer, method=method, reason="invalid_username")
         digest = cache_digest(username, credentials.password)
         entry = self._cache.get(username)
         if entry is not None and self._trusted and digests_equal(entry.digest, digest):
@@ -126,8 +135,8 @@ class Authenticator:
         except AuthUnavailable:
             self._metrics.auth_results.labels("unavailable", "etcd_unavailable").inc()
             log.warning(
-                "auth unavailable user=%r peer=%s method=%s reason=etcd_unavailable",
-                username,
+                "auth unavailable user=%s peer=%s method=%s reason=etcd_unavailable",
+                shown_username(username),
                 peer,
                 method,
             )
@@ -293,8 +302,8 @@ class Authenticator:
     def _fail(self, credentials: Credentials, *, peer: str, method: str, reason: str) -> NoReturn:
         self._metrics.auth_results.labels("failure", reason).inc()
         log.warning(
-            "auth failure user=%r peer=%s method=%s reason=%s",
-            credentials.username,
+            "auth failure user=%s peer=%s method=%s reason=%s",
+            shown_username(credentials.username),
             peer,
             method,
             reason,

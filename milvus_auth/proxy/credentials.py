@@ -36,6 +36,7 @@ from milvus_auth.core import (
     verify_password,
 )
 from milvus_auth.proxy.headers import caller_username
+from milvus_auth.proxy.logsafe import INVALID, shown_text, shown_username, valid_username
 from milvus_auth.store import (
     CredentialStore,
     EtcdUnavailable,
@@ -254,8 +255,10 @@ def _rpc(method: str, behaviour: Behaviour, failure_code: int) -> Behaviour:
     """One RPC: domain and etcd errors become Milvus's failed status; every change is logged."""
 
     async def handler(request: Any, context: Context) -> Any:
-        target = getattr(request, "username", "")[:64]
-        caller = caller_username(context)
+        target: str | None = getattr(request, "username", None)
+        target = None if target is None else target.strip()
+        user = shown_username(target)
+        caller = shown_username(caller_username(context))
         try:
             response = await behaviour(request, context)
         except EtcdUnavailable as error:
@@ -264,15 +267,17 @@ def _rpc(method: str, behaviour: Behaviour, failure_code: int) -> Behaviour:
             failed = error
         else:
             if method != "ListCredUsers":
-                log.info("credential %s user=%r caller=%r result=ok", method, target, caller)
+                log.info("credential %s user=%s caller=%s result=ok", method, user, caller)
             return response
+        # Milvus's reasons for a bad username quote it, and it may be anything (a password).
+        quoted_name = target is not None and not valid_username(target)
         log.warning(
-            "credential %s user=%r caller=%r result=refused code=%s reason=%r",
+            "credential %s user=%s caller=%s result=refused code=%s reason=%s",
             method,
-            target,
+            user,
             caller,
             failed.code,
-            failed.reason,
+            INVALID if quoted_name else shown_text(failed.reason),
         )
         status = failure_status(failed, failure_code)
         if method == "ListCredUsers":

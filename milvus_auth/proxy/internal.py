@@ -26,6 +26,7 @@ from milvus_auth.core import CredentialError, InvalidParameter, validate_usernam
 from milvus_auth.core.internal import INTERNAL_TOKEN_METADATA, RECORD_REVISION_PROPERTY
 from milvus_auth.protos import proxy_pb2
 from milvus_auth.proxy.credentials import failure_status
+from milvus_auth.proxy.logsafe import shown_text, shown_username
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class CacheService:
         """InvalidateCredentialCache: drop the user."""
         username = validate_username(request.username)
         self._cache.invalidate(username)
-        log.info("cache invalidate user=%r result=ok", username)
+        log.info("cache invalidate user=%s result=ok", shown_username(username))
         return common_pb2.Status()
 
     async def update(self, request: Any, _: Context) -> common_pb2.Status:
@@ -68,7 +69,7 @@ class CacheService:
             )
         revision = _record_revision(request.base.properties.get(RECORD_REVISION_PROPERTY, ""))
         self._cache.prewarm(username, request.password, revision)
-        log.info("cache prewarm user=%r revision=%s result=ok", username, revision)
+        log.info("cache prewarm user=%s revision=%s result=ok", shown_username(username), revision)
         return common_pb2.Status()
 
     async def refresh_policy(self, request: Any, _: Context) -> common_pb2.Status:
@@ -76,7 +77,7 @@ class CacheService:
         if request.opType == OP_DELETE_USER:
             username = validate_username(request.opKey)
             self._cache.invalidate(username)
-            log.info("cache policy-refresh delete-user user=%r result=ok", username)
+            log.info("cache policy-refresh delete-user user=%s result=ok", shown_username(username))
         return common_pb2.Status()
 
 
@@ -104,7 +105,7 @@ def _guarded(behaviour: Behaviour, token: str | None) -> Behaviour:
         try:
             return await behaviour(request, context)
         except CredentialError as error:
-            log.warning("cache rpc refused reason=%r", error.reason)
+            log.warning("cache rpc refused reason=%s", shown_text(error.reason))
             # merr.Status, as for the proxy-side credential checks: parameter errors carry the
             # legacy IllegalArgument, everything else UnexpectedError.
             return failure_status(error, common_pb2.ErrorCode.UnexpectedError)

@@ -262,3 +262,22 @@ async def test_successful_checks_give_their_token_back(
     assert await refused(auth, "alice", "wrong-2") == "wrong_password"
     assert await refused(auth, "alice", "wrong-3") == "rate_limited"
     auth.close()
+
+
+@pytest.mark.parametrize("username", ["x" * 180_000, "Secret-Pass!42", " alice", "alice\n"])
+async def test_a_name_no_user_can_have_is_refused_before_cache_limiter_and_etcd(
+    source: FakeSource, metrics: ProxyMetrics, caplog: pytest.LogCaptureFixture, username: str
+) -> None:
+    limits = RateLimitSettings(user_burst=1, user_per_second=0.0, peer_burst=1)
+    auth = Authenticator(source, limiter=FailureLimiter(limits), metrics=metrics)
+    caplog.set_level(logging.DEBUG)
+    for _ in range(5):
+        assert await refused(auth, username, "alice") == "invalid_username"
+    assert source.reads == 0
+    assert metrics.bcrypt_runs() == 0
+    assert not auth.cached(username)
+    assert username not in caplog.text
+    assert "user=<invalid>" in caplog.text
+    assert len(caplog.text) < 2_000
+    await login(auth, "alice")  # neither alice's nor this address's budget was spent
+    auth.close()

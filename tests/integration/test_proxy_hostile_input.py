@@ -1,0 +1,85 @@
+"""Hostile input through a real proxy process: unbounded usernames, passwords in the user field.
+
+Observed from outside: the status the client gets, the proxy's log file and its metrics.
+"""
+
+from __future__ import annotations
+
+import base64
+
+import grpc
+import pytest
+from pymilvus import MilvusClient, MilvusException
+from pymilvus.grpc_gen import milvus_pb2
+
+from tests.harness.milvus import MilvusLite
+from tests.harness.processes import EtcdServer
+from tests.harness.proxy import ROOT_PASSWORD, ProxyFactory, ProxyProcess
+
+AUTH_CHECK_FAILURE = "auth check failure, please check username and password are correct"
+LIST = "/milvus.proto.milvus.MilvusService/ShowCollections"
+SWAPPED_PASSWORD = "Tulip#Cellar-2931"  # what a client that swapped the fields sends as user
+
+
+def call(proxy: ProxyProcess, user: str, password: str) -> grpc.RpcError | None:
+    """One ShowCollections with these credentials; the error, if any."""
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    request = milvus_pb2.ShowCollectionsRequest().SerializeToString()
+    with grpc.insecure_channel(proxy.address) as channel:
+        try:
+            channel.unary_unary(LIST)(request, metadata=[("authorization", token)], timeout=10)
+        except grpc.RpcError as error:
+            return error
+    return None
+
+
+@pytest.fixture
+def tight_proxy(
+    proxy_factory: ProxyFactory, etcd: EtcdServer, meta_root: str, milvus: MilvusLite
+) -> ProxyProcess:
+    """A proxy whose limits refuse the second failure of any user or address."""
+    return proxy_factory(
+        etcd_endpoint=etcd.endpoint,
+        meta_root=meta_root,
+        upstream=milvus.endpoint,
+        extra_args=["--rate-limit-user-burst", "1", "--rate-limit-peer-burst", "1"],
+    )
+
+
+def test_huge_usernames_are_refused_before_log_etcd_and_limiter(tight_proxy: ProxyProcess) -> None:
+    huge = "x" * 180_000
+    before = len(tight_proxy.log())
+    for _ in range(40):
+        error = call(tight_proxy, huge, "whatever-1")
+        assert error is not None
+        assert (error.code(), error.details()) == (
+            grpc.StatusCode.UNAUTHENTICATED,
+            AUTH_CHECK_FAILURE,
+        )
+    grown = tight_proxy.log()[before:]
+    assert huge[:100] not in grown
+    assert len(grown) < 40 * 300  # one short line each
+    assert tight_proxy.metric("auth_total", result="failure", reason="invalid_username") == 40
+    assert tight_proxy.metric("cache_lookups_total", outcome="miss") == 0  # no etcd read
+    # A burst of 1 per user and per address: root's first (uncached) login would be refused
+    # had any of the 40 spent this address's token.
+    assert call(tight_proxy, "root", ROOT_PASSWORD) is None
+
+
+def test_a_password_typed_as_the_username_is_never_logged(proxy: ProxyProcess) -> None:
+    with pytest.raises(MilvusException):
+        MilvusClient(uri=proxy.uri, user=SWAPPED_PASSWORD, password="root", timeout=10)
+    error = call(proxy, SWAPPED_PASSWORD, "root")
+    assert error is not None
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+    root = MilvusClient(uri=proxy.uri, user="root", password=ROOT_PASSWORD, timeout=10)
+    try:
+        # An admin swapping the arguments of create_user: Milvus's reason quotes the name.
+        with pytest.raises(MilvusException):
+            root.create_user(SWAPPED_PASSWORD, "carol-password")
+    finally:
+        root.close()
+    log = proxy.log()
+    assert "user=<invalid>" in log
+    assert "CreateCredential user=<invalid> caller='root' result=refused" in log
+    assert SWAPPED_PASSWORD not in log
