@@ -20,7 +20,7 @@ import grpc
 from milvus_auth.proxy.authenticator import Authenticator
 from milvus_auth.proxy.bootstrap import bootstrap_root
 from milvus_auth.proxy.coherence import Coherence
-from milvus_auth.proxy.config import ProxySettings
+from milvus_auth.proxy.config import ProxySettings, internal_port_open
 from milvus_auth.proxy.credentials import CredentialService, credential_handlers
 from milvus_auth.proxy.forwarding import CHANNEL_OPTIONS, Handler, Upstream
 from milvus_auth.proxy.interceptor import AuthInterceptor
@@ -134,7 +134,9 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
             public=public,
             internal=internal,
             public_port=_add_port(public, f"{settings.host}:{settings.port}", settings),
-            internal_port=internal.add_insecure_port(f"{settings.host}:{settings.internal_port}"),
+            internal_port=internal.add_insecure_port(
+                f"{settings.internal_host}:{settings.internal_port}"
+            ),
         )
         if settings.metrics_port:
             metrics.serve(settings.host, settings.metrics_port)
@@ -153,11 +155,19 @@ async def serve(settings: ProxySettings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     async with running_proxy(settings) as proxy:
+        if internal_port_open(settings.internal_host, settings.internal_token):
+            log.warning(
+                "insecure internal port %s:%d (--insecure-internal-port): it has no token, so "
+                "anyone who reaches it can make any password work for any user",
+                settings.internal_host,
+                proxy.internal_port,
+            )
         log.info(
-            "proxy ready: public %s:%d -> upstream %s, internal port %d, auth %s, tls %s",
+            "proxy ready: public %s:%d -> upstream %s, internal %s:%d, auth %s, tls %s",
             settings.host,
             proxy.public_port,
             settings.upstream,
+            settings.internal_host,
             proxy.internal_port,
             "on" if settings.auth_enabled else "off",
             "on" if settings.tls else "off",

@@ -7,7 +7,11 @@ next login runs one.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -20,7 +24,7 @@ from milvus_auth.core.internal import INTERNAL_TOKEN_METADATA, RECORD_REVISION_P
 from milvus_auth.protos import proxy_pb2, proxy_pb2_grpc
 from milvus_auth.store import CredentialStore
 from tests.harness.milvus import MilvusLite
-from tests.harness.processes import EtcdServer
+from tests.harness.processes import EtcdServer, free_port
 from tests.harness.proxy import ROOT_PASSWORD, ProxyFactory, ProxyProcess
 
 TOKEN = "internal-token-for-tests"
@@ -143,3 +147,85 @@ def test_health_serves_without_the_token(guarded: ProxyProcess) -> None:
     with grpc.insecure_channel(guarded.internal_address) as channel:
         reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def _listening(port: int) -> set[str]:
+    """The addresses a TCP socket listens on `port` at, from the kernel's own table."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.partition(":")
+            if state != "0A" or int(hex_port, 16) != port:  # 0A: LISTEN
+                continue
+            packed = bytes.fromhex(address)
+            # The kernel prints each 32-bit word in host (little-endian) order.
+            words = b"".join(packed[i : i + 4][::-1] for i in range(0, len(packed), 4))
+            ip = ipaddress.ip_address(words)
+            mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+            found.add(str(mapped or ip))  # gRPC may listen on ::ffff:127.0.0.1
+    return found
+
+
+def test_the_internal_port_listens_on_loopback_only_by_default(
+    proxy_factory: ProxyFactory, etcd: EtcdServer, meta_root: str, milvus: MilvusLite
+) -> None:
+    proxy = proxy_factory(
+        etcd_endpoint=etcd.endpoint,
+        meta_root=meta_root,
+        upstream=milvus.endpoint,
+        extra_args=["--host", "0.0.0.0"],
+    )
+    assert _listening(proxy.port) in ({"0.0.0.0"}, {"::"})
+    assert _listening(proxy.internal_port) == {"127.0.0.1"}
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::"])
+def test_off_loopback_without_a_token_refuses_to_start(
+    etcd: EtcdServer, meta_root: str, host: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "milvus_auth.cli", "proxy", "--upstream", "127.0.0.1:1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={
+            "MILVUS_AUTH_INTERNAL_HOST": host,
+            "MILVUS_AUTH_ETCD_ENDPOINTS": etcd.endpoint,
+            "MILVUS_AUTH_META_ROOT": meta_root,
+            "MILVUS_AUTH_PORT": str(free_port()),
+            "MILVUS_AUTH_INTERNAL_PORT": str(free_port()),
+        },
+    )
+    assert done.returncode == 1
+    assert f"--internal-host {host} is not a loopback address" in done.stderr
+    assert "--insecure-internal-port" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_insecure_internal_port_starts_with_a_warning(
+    proxy_factory: ProxyFactory, etcd: EtcdServer, meta_root: str, milvus: MilvusLite
+) -> None:
+    proxy = proxy_factory(
+        etcd_endpoint=etcd.endpoint,
+        meta_root=meta_root,
+        upstream=milvus.endpoint,
+        extra_args=["--internal-host", "0.0.0.0", "--insecure-internal-port"],
+    )
+    assert _listening(proxy.internal_port) in ({"0.0.0.0"}, {"::"})
+    assert "WARNING milvus_auth.proxy.server insecure internal port 0.0.0.0:" in proxy.log()
+
+
+def test_with_a_token_the_internal_port_may_listen_anywhere_without_warning(
+    proxy_factory: ProxyFactory, etcd: EtcdServer, meta_root: str, milvus: MilvusLite
+) -> None:
+    proxy = proxy_factory(
+        etcd_endpoint=etcd.endpoint,
+        meta_root=meta_root,
+        upstream=milvus.endpoint,
+        internal_token=TOKEN,
+        extra_args=["--internal-host", "0.0.0.0"],
+    )
+    assert _listening(proxy.internal_port) in ({"0.0.0.0"}, {"::"})
+    assert "insecure internal port" not in proxy.log()
