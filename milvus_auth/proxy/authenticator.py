@@ -169,11 +169,16 @@ class Authenticator:
         self._cache.pop(username, None)
 
     def record_changed(self, username: str, revision: int) -> None:
-        """The user's record was written or deleted at `revision` (seen by the etcd watch)."""
+        """The user's record was written at `revision` (seen by the etcd watch)."""
         self._changed(username, revision)
         entry = self._cache.get(username)
         if entry is not None and (entry.revision is None or entry.revision < revision):
             del self._cache[username]
+
+    def record_deleted(self, username: str, revision: int) -> None:
+        """The user's record was deleted at `revision`: the entry goes, whatever it was tagged."""
+        self._changed(username, revision)
+        self._cache.pop(username, None)
 
     def distrust(self) -> None:
         """The watch is down: re-check entries against etcd until `restore`."""

@@ -129,7 +129,9 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
             (PublicRouter(credential_handlers(credentials), upstream, auth),)
         )
         internal = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-        add_internal_services(internal, authenticator, token=settings.internal_token)
+        add_internal_services(
+            internal, authenticator, token=settings.internal_token, revisions=store
+        )
         proxy = RunningProxy(
             public=public,
             internal=internal,

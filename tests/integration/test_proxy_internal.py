@@ -16,7 +16,7 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from pymilvus import MilvusClient
+from pymilvus import MilvusClient, MilvusException
 from pymilvus.grpc_gen import common_pb2
 
 from milvus_auth.core import CredentialRecord, cache_digest, hash_password
@@ -25,7 +25,7 @@ from milvus_auth.protos import proxy_pb2, proxy_pb2_grpc
 from milvus_auth.store import CredentialStore
 from tests.harness.milvus import MilvusLite
 from tests.harness.processes import EtcdServer, free_port
-from tests.harness.proxy import ROOT_PASSWORD, ProxyFactory, ProxyProcess
+from tests.harness.proxy import ROOT_PASSWORD, ProxyFactory, ProxyProcess, milvus_auth_binary
 
 TOKEN = "internal-token-for-tests"
 AUTH = ((INTERNAL_TOKEN_METADATA, TOKEN),)
@@ -62,31 +62,59 @@ def _login(proxy: ProxyProcess, user: str, password: str) -> None:
         client.close()
 
 
-@pytest.mark.parametrize(("tagged", "bcrypt_runs"), [(True, 0), (False, 1)])
-async def test_prewarm_tagged_with_the_revision_outlives_the_watch_event_of_its_write(
-    guarded: ProxyProcess, store: CredentialStore, tagged: bool, bcrypt_runs: int
+async def test_prewarm_tagged_with_the_revision_of_its_write_needs_no_bcrypt(
+    guarded: ProxyProcess, store: CredentialStore
 ) -> None:
-    # The order the operator's race ends in: the cache update lands first, the etcd watch
-    # event of the write second. Only a tagged update survives it (an untagged one costs a
-    # bcrypt at the next login, which is still correct).
+    # What the operator does: write the record, then pre-warm with its revision. Whichever of
+    # the cache update and the watch event of the write lands first, the entry stays (the
+    # other order is pinned down in tests/unit/test_authenticator_coherence.py); the revision
+    # is etcd's newest, which the check against forged revisions must accept.
     password = "carol-password-1"
-    next_revision = await store.revision() + 1
-    tag = {RECORD_REVISION_PROPERTY: str(next_revision)} if tagged else {}
+    revision = await store.create(CredentialRecord("carol", hash_password(password, 4)))
     async with grpc.aio.insecure_channel(guarded.internal_address) as channel:
         status = await proxy_pb2_grpc.ProxyStub(channel).UpdateCredentialCache(
             proxy_pb2.UpdateCredCacheRequest(
-                base=common_pb2.MsgBase(properties=tag),
+                base=common_pb2.MsgBase(properties={RECORD_REVISION_PROPERTY: str(revision)}),
                 username="carol",
                 password=cache_digest("carol", password),
             ),
             metadata=AUTH,
         )
     assert (status.error_code, status.code) == (0, 0)
-    revision = await store.create(CredentialRecord("carol", hash_password(password, 4)))
-    assert revision == next_revision
     await asyncio.sleep(0.5)  # the proxy's watch sees the write well within this
     await asyncio.to_thread(_login, guarded, "carol", password)
-    assert guarded.bcrypt_runs() == bcrypt_runs
+    assert guarded.bcrypt_runs() == 0
+
+
+async def test_a_forged_revision_cannot_pin_a_password_past_deletion(
+    guarded: ProxyProcess, store: CredentialStore, etcd: EtcdServer, meta_root: str
+) -> None:
+    # The reported attack: a cache update tagged 10**18 for an existing user, then the user is
+    # deleted with the CLI; the forged password used to keep working.
+    await store.create(CredentialRecord("victim", hash_password("victim-password-1", 4)))
+    forged = "Forged-Password-1"
+    async with grpc.aio.insecure_channel(guarded.internal_address) as channel:
+        status = await proxy_pb2_grpc.ProxyStub(channel).UpdateCredentialCache(
+            proxy_pb2.UpdateCredCacheRequest(
+                base=common_pb2.MsgBase(properties={RECORD_REVISION_PROPERTY: str(10**18)}),
+                username="victim",
+                password=cache_digest("victim", forged),
+            ),
+            metadata=AUTH,
+        )
+    assert status.code == 1100
+    assert "ERROR milvus_auth.proxy.internal cache rpc refused" in guarded.log()
+    with pytest.raises(MilvusException):
+        await asyncio.to_thread(_login, guarded, "victim", forged)
+    deleted = await asyncio.create_subprocess_exec(
+        *(milvus_auth_binary(), "users", "delete", "victim"),
+        *("--etcd-endpoints", etcd.endpoint, "--meta-root", meta_root),
+        stdout=asyncio.subprocess.DEVNULL,
+    )
+    assert await asyncio.wait_for(deleted.wait(), 60) == 0
+    await asyncio.sleep(0.5)  # the watch event of the delete
+    with pytest.raises(MilvusException):
+        await asyncio.to_thread(_login, guarded, "victim", forged)
 
 
 def test_update_prewarms_so_the_next_login_runs_no_bcrypt(

@@ -63,6 +63,17 @@ def test_a_later_delete_drops_a_tagged_prewarm(auth: Authenticator) -> None:
     assert not auth.cached("carol")
 
 
+def test_a_delete_drops_an_entry_whatever_revision_it_was_tagged_with(
+    auth: Authenticator,
+) -> None:
+    # A tag from the future (forged, which the internal port now refuses) must not pin it.
+    auth.prewarm("carol", cache_digest("carol", "forged-1"), 10**18)
+    apply(UserChanged("carol", 12), auth)
+    assert auth.cached("carol")
+    apply(UserDeleted("carol", 13), auth)
+    assert not auth.cached("carol")
+
+
 def test_lost_then_restored(auth: Authenticator) -> None:
     apply(WatchLost(), auth)
     assert not auth.trusted
