@@ -18,6 +18,7 @@ from typing import Any
 import grpc
 
 from milvus_auth.proxy.authenticator import Authenticator
+from milvus_auth.proxy.bcrypt_pool import BcryptPool
 from milvus_auth.proxy.bootstrap import bootstrap_root
 from milvus_auth.proxy.coherence import Coherence
 from milvus_auth.proxy.config import ProxySettings, internal_port_open
@@ -99,10 +100,10 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
     # Closed in reverse: public port, internal port, upstream, watch, bcrypt threads, etcd.
     async with contextlib.AsyncExitStack() as stack:
         store = await stack.enter_async_context(CredentialStore(common.etcd, common.layout))
-        authenticator = Authenticator(
-            store, limiter=FailureLimiter(settings.rate_limits), metrics=metrics
-        )
-        stack.callback(authenticator.close)
+        pool = BcryptPool(cost=common.bcrypt_cost, metrics=metrics)
+        stack.callback(pool.close)
+        limiter = FailureLimiter(settings.rate_limits)
+        authenticator = Authenticator(store, limiter=limiter, pool=pool, metrics=metrics)
         coherence = Coherence(lambda: watch_users(store), authenticator)
         # Started before the bootstrap's etcd round trips, so the watch has taken its start
         # revision before the public port verifies a login: nothing cached predates it.

@@ -83,3 +83,15 @@ def test_a_password_typed_as_the_username_is_never_logged(proxy: ProxyProcess) -
     assert "user=<invalid>" in log
     assert "CreateCredential user=<invalid> caller='root' result=refused" in log
     assert SWAPPED_PASSWORD not in log
+
+
+def test_an_unknown_user_costs_a_bcrypt_like_a_wrong_password(proxy: ProxyProcess) -> None:
+    # Timing must not tell which usernames exist: each refusal below runs exactly one bcrypt
+    # (the unknown user's against a dummy hash), whatever the user.
+    assert call(proxy, "nobody", "Wrong-Pass-1") is not None
+    assert proxy.bcrypt_runs() == 1
+    assert call(proxy, "root", "Wrong-Pass-1") is not None
+    assert proxy.bcrypt_runs() == 2
+    assert call(proxy, "root", ROOT_PASSWORD) is None  # now cached
+    assert call(proxy, "root", "Wrong-Pass-2") is not None
+    assert proxy.bcrypt_runs() == 4

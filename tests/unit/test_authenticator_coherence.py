@@ -10,6 +10,7 @@ import pytest
 from milvus_auth.core import cache_digest
 from milvus_auth.proxy import coherence
 from milvus_auth.proxy.authenticator import Authenticator
+from milvus_auth.proxy.bcrypt_pool import BcryptPool
 from milvus_auth.proxy.coherence import Coherence, apply
 from milvus_auth.proxy.metrics import ProxyMetrics
 from milvus_auth.proxy.ratelimit import FailureLimiter, RateLimitSettings
@@ -30,13 +31,15 @@ class NoRecords:
 
 @pytest.fixture
 def auth() -> Iterator[Authenticator]:
+    metrics = ProxyMetrics()
+    pool = BcryptPool(cost=4, metrics=metrics)
     authenticator = Authenticator(
-        NoRecords(), limiter=FailureLimiter(RateLimitSettings()), metrics=ProxyMetrics()
+        NoRecords(), limiter=FailureLimiter(RateLimitSettings()), pool=pool, metrics=metrics
     )
     authenticator.prewarm("alice", cache_digest("alice", "pw-alice"))
     authenticator.prewarm("bob", cache_digest("bob", "pw-bob"))
     yield authenticator
-    authenticator.close()
+    pool.close()
 
 
 def test_changes_and_deletes_drop_only_that_user(auth: Authenticator) -> None:
