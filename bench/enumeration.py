@@ -42,7 +42,8 @@ async def run(*, samples: int = 60, cost: int = 10) -> float:
         with etcd_and_proxy(
             upstream,
             *("--bcrypt-cost", str(cost)),
-            *("--rate-limit-user-burst", "0", "--rate-limit-peer-burst", "0"),
+            *("--rate-limit-user-burst", "0", "--rate-limit-user-total-burst", "0"),
+            *("--rate-limit-peer-burst", "0"),
         ) as (etcd, proxy):
             await create_users(etcd, {KNOWN: "Known-Pass-1", CACHED: "Cached-Pass-1"}, cost=cost)
             async with grpc.aio.insecure_channel(proxy.address) as channel:

@@ -106,14 +106,26 @@ def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = RateLimitSettings()
     option(
         "--rate-limit-user-burst",
-        help="failed logins per user before limiting, 0 = off",
+        help="failed logins per user from one client address before limiting, 0 = off",
         default=defaults.user_burst,
         type=_non_negative_int,
     )
     option(
         "--rate-limit-user-per-second",
-        help="failed logins per second per user once limited",
+        help="failed logins per second per user from one client address once limited",
         default=defaults.user_per_second,
+        type=_non_negative_float,
+    )
+    option(
+        "--rate-limit-user-total-burst",
+        help="failed logins per user from all addresses before limiting, 0 = off",
+        default=defaults.user_total_burst,
+        type=_non_negative_int,
+    )
+    option(
+        "--rate-limit-user-total-per-second",
+        help="failed logins per second per user from all addresses once limited",
+        default=defaults.user_total_per_second,
         type=_non_negative_float,
     )
     option(
@@ -164,11 +176,15 @@ def proxy_settings(args: argparse.Namespace) -> ProxySettings:
         upstream_token=_secret(args.upstream_token_file, non_empty="--upstream-token-file"),
         metrics_port=args.metrics_port,
         tls=_tls(args.tls_cert, args.tls_key, args.tls_client_ca),
-        rate_limits=RateLimitSettings(
-            user_burst=args.rate_limit_user_burst,
-            user_per_second=args.rate_limit_user_per_second,
-            peer_burst=args.rate_limit_peer_burst,
-            peer_per_second=args.rate_limit_peer_per_second,
+        rate_limits=_rate_limits(
+            RateLimitSettings(
+                user_burst=args.rate_limit_user_burst,
+                user_per_second=args.rate_limit_user_per_second,
+                user_total_burst=args.rate_limit_user_total_burst,
+                user_total_per_second=args.rate_limit_user_total_per_second,
+                peer_burst=args.rate_limit_peer_burst,
+                peer_per_second=args.rate_limit_peer_per_second,
+            )
         ),
         shutdown_grace=args.shutdown_grace,
         log_level=args.log_level,
@@ -187,6 +203,23 @@ def internal_port_open(host: str, token: str | None) -> bool:
         return not ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return True
+
+
+def _rate_limits(limits: RateLimitSettings) -> RateLimitSettings:
+    """The limits, unless one client address could use up a user's total alone."""
+    if (
+        limits.user_total_burst
+        and limits.user_burst
+        and (
+            limits.user_total_burst <= limits.user_burst
+            or limits.user_total_per_second <= limits.user_per_second
+        )
+    ):
+        raise ConfigError(
+            "--rate-limit-user-total-burst and -per-second must exceed --rate-limit-user-burst "
+            "and -per-second: otherwise one client address could lock a user out for everyone"
+        )
+    return limits
 
 
 def _secret(path: str | None, *, non_empty: str | None = None) -> str | None:

@@ -19,7 +19,7 @@ from milvus_auth.store import EtcdUnavailable, StoredCredential
 PASSWORD = "right-password"
 PEER = "ipv4:127.0.0.1:5000"
 METHOD = "/milvus.proto.milvus.MilvusService/Connect"
-NO_LIMITS = RateLimitSettings(user_burst=0, peer_burst=0)
+NO_LIMITS = RateLimitSettings(user_burst=0, user_total_burst=0, peer_burst=0)
 
 
 class FakeSource:
@@ -162,7 +162,7 @@ async def test_failures_are_rate_limited_before_bcrypt(
 async def test_limits_per_client_address(
     source: FakeSource, pool: BcryptPool, metrics: ProxyMetrics
 ) -> None:
-    limits = RateLimitSettings(user_burst=0, peer_burst=2, peer_per_second=0.0)
+    limits = RateLimitSettings(user_burst=0, user_total_burst=0, peer_burst=2, peer_per_second=0)
     auth = authenticator(source, pool, metrics, limits)
     attacker = "ipv4:10.9.9.9:1"
     for name in ("u1", "u2"):

@@ -55,3 +55,26 @@ def test_off_loopback_without_a_token_is_refused_unless_insecure(tmp_path: Path)
     token = tmp_path / "token"
     token.write_text("a-token\n")
     settings_from("--internal-host", "0.0.0.0", "--internal-token-file", str(token))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--rate-limit-user-total-burst", "10"],  # the default burst from one address is 10
+        ["--rate-limit-user-total-per-second", "0.5"],
+    ],
+)
+def test_a_user_total_one_address_could_use_up_is_refused(argv: list[str]) -> None:
+    with pytest.raises(ConfigError, match="lock a user out"):
+        settings_from(*argv)
+
+
+def test_rate_limits_from_flags() -> None:
+    limits = settings_from("--rate-limit-user-total-burst", "50").rate_limits
+    assert (limits.user_burst, limits.user_total_burst, limits.user_total_per_second) == (
+        10,
+        50,
+        10.0,
+    )
+    off = settings_from("--rate-limit-user-burst", "0").rate_limits
+    assert (off.user_burst, off.user_total_burst) == (0, 100)
