@@ -138,6 +138,23 @@ class Authenticator:
             self._fail(credentials, peer=peer, method=method, reason=verdict.value)
         self._metrics.auth_results.labels("success", "verified").inc()
 
+    async def check_password(
+        self, username: str, password: str, hashed: str | None, *, peer: str
+    ) -> bool:
+        """Whether `password` matches the bcrypt `hashed` (None: the user has no record), under
+        the same failure limits and in the same bcrypt pool as a login; False at once when the
+        limits refuse (a password change proving the old password, for example)."""
+        if not self._limiter.allows(username, peer):
+            return False
+        self._limiter.record_failure(username, peer)  # before the bcrypt, as for a login
+        if hashed is None:
+            await self._pool.verify_nobody(password)
+            return False
+        if not await self._pool.verify(password, hashed):
+            return False
+        self._limiter.refund(username, peer)
+        return True
+
     def header_refused(self, failure: AuthFailure, *, peer: str, method: str) -> None:
         """Count and log a call refused before any username was known (bad or no header)."""
         self._metrics.auth_results.labels("failure", failure.reason).inc()

@@ -120,6 +120,7 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
         credentials = CredentialService(
             store,
             authenticator,
+            pool=pool,
             super_users=settings.super_users,
             bcrypt_cost=common.bcrypt_cost,
             auth_enabled=settings.auth_enabled,

@@ -118,3 +118,35 @@ def test_one_client_flooding_a_user_does_not_lock_it_out_for_others(
     assert "user='alice' peer=ipv4:127.0.0.2:" in proxy.log()
     assert proxy.metric("auth_total", result="failure", reason="rate_limited") >= 5
     assert call(proxy.address, "alice", ALICE_PASSWORD) is None  # from 127.0.0.1, at once
+
+
+def test_a_wrong_old_password_spends_the_login_limits(
+    proxy_factory: ProxyFactory, etcd: EtcdServer, meta_root: str, milvus: MilvusLite
+) -> None:
+    proxy = proxy_factory(
+        etcd_endpoint=etcd.endpoint,
+        meta_root=meta_root,
+        upstream=milvus.endpoint,
+        extra_args=["--rate-limit-user-burst", "1", "--rate-limit-user-per-second", "0"],
+    )
+    root = MilvusClient(uri=proxy.uri, user="root", password=ROOT_PASSWORD, timeout=10)
+    alice = None
+    try:
+        root.create_user("alice", ALICE_PASSWORD)
+        alice = MilvusClient(uri=proxy.uri, user="alice", password=ALICE_PASSWORD, timeout=10)
+        before = proxy.bcrypt_runs()
+        with pytest.raises(MilvusException) as wrong:
+            alice.update_password("alice", "Wrong-Old-1", "Alice-New-Pass-1")
+        assert wrong.value.code == 1400
+        assert proxy.bcrypt_runs() == before + 1  # counted: it ran in the proxy's pool
+        # The one failure allowed is spent: even the right old password is refused, unchecked.
+        with pytest.raises(MilvusException) as limited:
+            alice.update_password("alice", ALICE_PASSWORD, "Alice-New-Pass-1")
+        assert limited.value.code == 1400
+        assert proxy.bcrypt_runs() == before + 1
+    finally:
+        root.close()
+        if alice is not None:
+            alice.close()
+    assert call(proxy.address, "alice", ALICE_PASSWORD) is None  # cached: never limited
+    assert "Alice-New-Pass-1" not in proxy.log()

@@ -306,3 +306,19 @@ async def test_a_name_no_user_can_have_is_refused_before_cache_limiter_and_etcd(
     assert "user=<invalid>" in caplog.text
     assert len(caplog.text) < 2_000
     await login(auth, "alice")  # neither alice's nor this address's budget was spent
+
+
+async def test_an_old_password_is_checked_under_the_login_limits_in_the_pool(
+    source: FakeSource, pool: BcryptPool, metrics: ProxyMetrics
+) -> None:
+    limits = RateLimitSettings(user_burst=2, user_per_second=0.0, peer_burst=0)
+    auth = authenticator(source, pool, metrics, limits)
+    hashed = source.records["alice"].record.encrypted_password
+    assert await auth.check_password("alice", PASSWORD, hashed, peer=PEER)  # refunded
+    assert not await auth.check_password("alice", "wrong-1", hashed, peer=PEER)
+    assert not await auth.check_password("nobody", "wrong-1", None, peer=PEER)  # dummy hash
+    assert metrics.bcrypt_runs() == 3
+    assert not await auth.check_password("alice", "wrong-2", hashed, peer=PEER)
+    assert not await auth.check_password("alice", PASSWORD, hashed, peer=PEER)  # limited
+    assert metrics.bcrypt_runs() == 4
+    assert await refused(auth, "alice", PASSWORD) == "rate_limited"  # one budget with logins
