@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from bench import auth_cache, cold_start, flood, operator_users, overhead
+from bench import auth_cache, cold_start, enumeration, flood, operator_users, overhead
 
 
 async def run_all() -> None:
-    """Run the five benchmarks in order; each prints its own figures and ratios."""
+    """Run the six benchmarks in order; each prints its own figures and ratios."""
     print("== cached auth decision")
     await auth_cache.run()
     print("\n== proxy overhead")
@@ -17,6 +17,8 @@ async def run_all() -> None:
     await cold_start.run()
     print("\n== wrong-password flood")
     await flood.run()
+    print("\n== user enumeration by timing")
+    await enumeration.run()
     print("\n== operator: initial reconcile, resume, rotation propagation")
     await operator_users.main(users=200, rotations=20, cost=10)
 

@@ -16,6 +16,7 @@ import time
 from bench.common import header
 from milvus_auth.core import CredentialRecord, hash_password
 from milvus_auth.proxy.authenticator import Authenticator
+from milvus_auth.proxy.bcrypt_pool import BcryptPool
 from milvus_auth.proxy.headers import authorization_values, parse_authorization
 from milvus_auth.proxy.metrics import ProxyMetrics
 from milvus_auth.proxy.ratelimit import FailureLimiter, RateLimitSettings
@@ -47,7 +48,9 @@ async def run(*, checks: int = 20_000, cost: int = 10) -> float:
     hashed = await asyncio.to_thread(hash_password, PASSWORD, cost)
     source = MemorySource({"alice": StoredCredential(CredentialRecord("alice", hashed), 1)})
     limiter = FailureLimiter(RateLimitSettings())
-    auth = Authenticator(source, limiter=limiter, metrics=ProxyMetrics())
+    metrics = ProxyMetrics()
+    pool = BcryptPool(cost=cost, metrics=metrics)
+    auth = Authenticator(source, limiter=limiter, pool=pool, metrics=metrics)
     metadata = header("alice", PASSWORD)
     try:
         started = time.perf_counter()
@@ -62,7 +65,7 @@ async def run(*, checks: int = 20_000, cost: int = 10) -> float:
             await auth.authenticate(credentials, peer=PEER, method=METHOD)
             samples.append(time.perf_counter() - started)
     finally:
-        auth.close()
+        pool.close()
     median = statistics.median(samples)
     print(
         f"cached auth decision (header parse + cache check), {checks} checks: "

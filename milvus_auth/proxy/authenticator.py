@@ -3,27 +3,28 @@
 A cache hit costs one sha256 and a constant-time compare. A miss reads etcd and runs bcrypt in
 a small thread pool (never on the event loop); concurrent misses for the same username and
 password share one verification (single flight). Wrong passwords are never cached, and failed
-attempts are rate-limited before bcrypt. The etcd watch (coherence.py) drops entries when a
-record changes; while the watch is down the cache is not trusted: entries are checked against
-the record's revision in etcd, and used as they are only when etcd itself cannot answer.
+attempts are rate-limited before bcrypt. Every refusal of a 1..72-byte password that is not
+rate-limited costs one bcrypt, whether the user exists, has an unreadable record or is cached
+with another password, so the time of a refusal does not tell which usernames exist. The etcd
+watch (coherence.py) drops entries when a record changes; while the watch is down the cache is
+not trusted: entries are checked against the record's revision in etcd, and used as they are
+only when etcd itself cannot answer.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import logging
 import math
-import os
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import NoReturn, Protocol
 
-from milvus_auth.core import MalformedRecord, cache_digest, digests_equal, verify_password
+from milvus_auth.core import MalformedRecord, cache_digest, digests_equal
+from milvus_auth.proxy.bcrypt_pool import BcryptPool
 from milvus_auth.proxy.headers import AUTH_CHECK_FAILURE, AuthFailure, Credentials
+from milvus_auth.proxy.logsafe import shown_username, valid_username
 from milvus_auth.proxy.metrics import ProxyMetrics
 from milvus_auth.proxy.ratelimit import FailureLimiter
 from milvus_auth.store import EtcdUnavailable, StoredCredential
@@ -32,18 +33,7 @@ log = logging.getLogger(__name__)
 
 MAX_PASSWORD_BYTES = 72  # bcrypt cannot check longer passwords; Milvus never stores them
 ETCD_RETRY_AFTER = 1.0  # seconds to answer from the cache alone after etcd failed
-BCRYPT_NICENESS = 10
 RELEASE_BATCH = 8  # callers of one finished check resumed per event-loop turn
-
-
-def _lower_priority() -> None:
-    """Run this bcrypt thread at a lower CPU priority than the event loop (Linux: per thread).
-
-    A bcrypt takes a core for 70-300 ms; at equal priority it slows the loop that serves every
-    cached user. Where per-thread priorities are not supported this is a no-op.
-    """
-    with contextlib.suppress(OSError, AttributeError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BCRYPT_NICENESS)
 
 
 class AuthUnavailable(Exception):
@@ -87,15 +77,13 @@ class Authenticator:
         store: CredentialSource,
         *,
         limiter: FailureLimiter,
+        pool: BcryptPool,
         metrics: ProxyMetrics,
-        verify_threads: int = 2,
     ) -> None:
         self._store = store
         self._limiter = limiter
+        self._pool = pool
         self._metrics = metrics
-        self._executor = ThreadPoolExecutor(
-            verify_threads, thread_name_prefix="bcrypt", initializer=_lower_priority
-        )
         self._cache: dict[str, _Entry] = {}
         self._flights: dict[tuple[str, str], asyncio.Future[_Verdict]] = {}
         self._waiters: dict[tuple[str, str], int] = {}
@@ -104,8 +92,16 @@ class Authenticator:
         self._etcd_down_until = 0.0
 
     async def authenticate(self, credentials: Credentials, *, peer: str, method: str) -> None:
-        """Return if the credentials are right; raise `AuthFailure` or `AuthUnavailable`."""
+        """Return if the credentials are right; raise `AuthFailure` or `AuthUnavailable`.
+
+        `method` is only shown in log lines, so the caller passes it escaped and bounded.
+        """
         username = credentials.username
+        if not valid_username(username):
+            # No user can have this name: refused before the cache, the limiter or etcd see it,
+            # so an unbounded name costs no memory and no etcd read, and a log line never
+            # shows it (it may be a password typed into the user field).
+            self._fail(credentials, peer=peer, method=method, reason="invalid_username")
         digest = cache_digest(username, credentials.password)
         entry = self._cache.get(username)
         if entry is not None and self._trusted and digests_equal(entry.digest, digest):
@@ -115,9 +111,13 @@ class Authenticator:
         if not self._limiter.allows(username, peer):
             self._fail(credentials, peer=peer, method=method, reason="rate_limited")
         if entry is not None and self._trusted:
-            # The watch keeps entries current, so another password is wrong: no bcrypt needed.
+            # The watch keeps entries current, so another password is wrong; etcd need not be
+            # asked, but a bcrypt is spent all the same so the refusal takes as long as any
+            # other (counted first: a concurrent flood must meet the limit before its bcrypts).
             self._metrics.cache_hit.inc()
-            self._refuse(credentials, peer=peer, method=method, reason="wrong_password")
+            self._limiter.record_failure(username, peer)
+            await self._pool.verify_nobody(credentials.password)
+            self._fail(credentials, peer=peer, method=method, reason="wrong_password")
         self._metrics.cache_miss.inc()
         if not credentials.password or len(credentials.password.encode()) > MAX_PASSWORD_BYTES:
             self._refuse(credentials, peer=peer, method=method, reason="wrong_password")
@@ -126,8 +126,8 @@ class Authenticator:
         except AuthUnavailable:
             self._metrics.auth_results.labels("unavailable", "etcd_unavailable").inc()
             log.warning(
-                "auth unavailable user=%r peer=%s method=%s reason=etcd_unavailable",
-                username,
+                "auth unavailable user=%s peer=%s method=%s reason=etcd_unavailable",
+                shown_username(username),
                 peer,
                 method,
             )
@@ -137,6 +137,23 @@ class Authenticator:
                 self._limiter.record_failure(username, peer)
             self._fail(credentials, peer=peer, method=method, reason=verdict.value)
         self._metrics.auth_results.labels("success", "verified").inc()
+
+    async def check_password(
+        self, username: str, password: str, hashed: str | None, *, peer: str
+    ) -> bool:
+        """Whether `password` matches the bcrypt `hashed` (None: the user has no record), under
+        the same failure limits and in the same bcrypt pool as a login; False at once when the
+        limits refuse (a password change proving the old password, for example)."""
+        if not self._limiter.allows(username, peer):
+            return False
+        self._limiter.record_failure(username, peer)  # before the bcrypt, as for a login
+        if hashed is None:
+            await self._pool.verify_nobody(password)
+            return False
+        if not await self._pool.verify(password, hashed):
+            return False
+        self._limiter.refund(username, peer)
+        return True
 
     def header_refused(self, failure: AuthFailure, *, peer: str, method: str) -> None:
         """Count and log a call refused before any username was known (bad or no header)."""
@@ -160,11 +177,16 @@ class Authenticator:
         self._cache.pop(username, None)
 
     def record_changed(self, username: str, revision: int) -> None:
-        """The user's record was written or deleted at `revision` (seen by the etcd watch)."""
+        """The user's record was written at `revision` (seen by the etcd watch)."""
         self._changed(username, revision)
         entry = self._cache.get(username)
         if entry is not None and (entry.revision is None or entry.revision < revision):
             del self._cache[username]
+
+    def record_deleted(self, username: str, revision: int) -> None:
+        """The user's record was deleted at `revision`: the entry goes, whatever it was tagged."""
+        self._changed(username, revision)
+        self._cache.pop(username, None)
 
     def distrust(self) -> None:
         """The watch is down: re-check entries against etcd until `restore`."""
@@ -186,10 +208,6 @@ class Authenticator:
     def cached(self, username: str) -> bool:
         """Whether the user has a cache entry (for tests and probes)."""
         return username in self._cache
-
-    def close(self) -> None:
-        """Stop the bcrypt threads (waiting for running checks)."""
-        self._executor.shutdown(wait=True, cancel_futures=True)
 
     def _changed(self, username: str, revision: float) -> None:
         flight = self._in_flight.get(username)
@@ -255,13 +273,19 @@ class Authenticator:
                 return _Verdict.VERIFIED  # etcd is down: the cache is the best knowledge left
             raise
         except MalformedRecord:
+            await self._pool.verify_nobody(password)
             return _Verdict.MALFORMED_RECORD
         if stored is None:
+            await self._pool.verify_nobody(password)
             return _Verdict.UNKNOWN_USER
-        if entry is not None and entry.revision == stored.mod_revision:
-            right = digests_equal(entry.digest, digest)
+        if (
+            entry is not None
+            and entry.revision == stored.mod_revision
+            and digests_equal(entry.digest, digest)
+        ):
+            right = True  # etcd confirmed the cached entry is still current
         else:
-            right = await self._bcrypt(password, stored.record.encrypted_password)
+            right = await self._pool.verify(password, stored.record.encrypted_password)
         # Cache only if nothing changed the user since the record was read.
         if right and flight.changed_at <= stored.mod_revision:
             self._cache[username] = _Entry(digest, stored.mod_revision)
@@ -278,14 +302,6 @@ class Authenticator:
             self._etcd_down_until = time.monotonic() + ETCD_RETRY_AFTER
             raise AuthUnavailable(f"etcd is unavailable to check {username!r}") from error
 
-    async def _bcrypt(self, password: str, hashed: str) -> bool:
-        started = time.perf_counter()
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._executor, verify_password, password, hashed)
-        finally:
-            self._metrics.bcrypt_seconds.observe(time.perf_counter() - started)
-
     def _refuse(self, credentials: Credentials, *, peer: str, method: str, reason: str) -> NoReturn:
         self._limiter.record_failure(credentials.username, peer)
         self._fail(credentials, peer=peer, method=method, reason=reason)
@@ -293,8 +309,8 @@ class Authenticator:
     def _fail(self, credentials: Credentials, *, peer: str, method: str, reason: str) -> NoReturn:
         self._metrics.auth_results.labels("failure", reason).inc()
         log.warning(
-            "auth failure user=%r peer=%s method=%s reason=%s",
-            credentials.username,
+            "auth failure user=%s peer=%s method=%s reason=%s",
+            shown_username(credentials.username),
             peer,
             method,
             reason,

@@ -30,7 +30,9 @@ RESTART_DELAY = 1.0  # seconds before a new watch after an unexpected failure
 
 def apply(event: WatchEvent, authenticator: Authenticator) -> None:
     """What one watch event does to the cache."""
-    if isinstance(event, UserChanged | UserDeleted):
+    if isinstance(event, UserDeleted):
+        authenticator.record_deleted(event.username, event.revision)
+    elif isinstance(event, UserChanged):
         authenticator.record_changed(event.username, event.revision)
     elif isinstance(event, WatchLost):
         log.warning("credential watch lost: cache entries are re-checked against etcd")

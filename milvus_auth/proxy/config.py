@@ -7,6 +7,7 @@ from files, never from flags, and are read here so a bad file stops the start wi
 from __future__ import annotations
 
 import argparse
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,11 +43,15 @@ class ProxySettings:
     upstream: str
     """The Milvus the proxy forwards to, host:port."""
     host: str = "0.0.0.0"
-    """Address both ports (and metrics) listen on."""
+    """Address the public port (and metrics) listen on."""
     port: int = 19530
     """Public Milvus port (authenticated)."""
+    internal_host: str = "127.0.0.1"
+    """Address the internal port listens on."""
     internal_port: int = 19529
     """Milvus's internal cache-RPC port plus gRPC health; never expose it."""
+    insecure_internal_port: bool = False
+    """Accept an internal port off loopback without a token (warned about at start)."""
     auth_enabled: bool = True
     """False: every header is ignored and every call passes, as Milvus with auth off."""
     root_password: str | None = field(default=None, repr=False)
@@ -79,11 +84,20 @@ def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
     option("--upstream", help="the Milvus to forward to, host:port (required)", metavar="HOST:PORT")
     option("--host", help="address the ports listen on", default="0.0.0.0")
     option("--port", help="public Milvus port", default=19530, type=_port)
+    option("--internal-host", help="address the internal port listens on", default="127.0.0.1")
     option("--internal-port", help="internal cache-RPC and health port", default=19529, type=_port)
     option("--auth-enabled", help="check credentials (true|false)", default="true", type=parse_bool)
     option("--root-password-file", help="initial root password, if root has none", metavar="PATH")
     option("--super-users", help="comma-separated super users", type=parse_names)
     option("--internal-token-file", help="token required on the internal port", metavar="PATH")
+    option(
+        "--insecure-internal-port",
+        help="allow the internal port off loopback without a token",
+        default="false",
+        type=parse_bool,
+        nargs="?",
+        const=True,
+    )
     option("--upstream-token-file", help="user:password for an upstream with auth", metavar="PATH")
     option("--metrics-port", help="Prometheus metrics port, 0 = off", default=0, type=_port)
     option("--tls-cert", help="public port TLS certificate (PEM)", metavar="PATH")
@@ -92,14 +106,26 @@ def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = RateLimitSettings()
     option(
         "--rate-limit-user-burst",
-        help="failed logins per user before limiting, 0 = off",
+        help="failed logins per user from one client address before limiting, 0 = off",
         default=defaults.user_burst,
         type=_non_negative_int,
     )
     option(
         "--rate-limit-user-per-second",
-        help="failed logins per second per user once limited",
+        help="failed logins per second per user from one client address once limited",
         default=defaults.user_per_second,
+        type=_non_negative_float,
+    )
+    option(
+        "--rate-limit-user-total-burst",
+        help="failed logins per user from all addresses before limiting, 0 = off",
+        default=defaults.user_total_burst,
+        type=_non_negative_int,
+    )
+    option(
+        "--rate-limit-user-total-per-second",
+        help="failed logins per second per user from all addresses once limited",
+        default=defaults.user_total_per_second,
         type=_non_negative_float,
     )
     option(
@@ -127,28 +153,73 @@ def proxy_settings(args: argparse.Namespace) -> ProxySettings:
     if not args.upstream:
         raise ConfigError("--upstream host:port is required (env MILVUS_AUTH_UPSTREAM)")
     _check_address(args.upstream)
+    internal_token = _secret(args.internal_token_file, non_empty="--internal-token-file")
+    if internal_port_open(args.internal_host, internal_token) and not args.insecure_internal_port:
+        raise ConfigError(
+            f"--internal-host {args.internal_host} is not a loopback address and no "
+            "--internal-token-file is set: anyone reaching the internal port could make any "
+            "password work (UpdateCredentialCache). Set --internal-token-file, keep "
+            "--internal-host 127.0.0.1, or accept the risk with --insecure-internal-port"
+        )
     return ProxySettings(
         common=common_settings(args),
         upstream=args.upstream,
         host=args.host,
         port=args.port,
+        internal_host=args.internal_host,
         internal_port=args.internal_port,
+        insecure_internal_port=args.insecure_internal_port,
         auth_enabled=args.auth_enabled,
         root_password=_secret(args.root_password_file),
         super_users=args.super_users or frozenset(),
-        internal_token=_secret(args.internal_token_file, non_empty="--internal-token-file"),
+        internal_token=internal_token,
         upstream_token=_secret(args.upstream_token_file, non_empty="--upstream-token-file"),
         metrics_port=args.metrics_port,
         tls=_tls(args.tls_cert, args.tls_key, args.tls_client_ca),
-        rate_limits=RateLimitSettings(
-            user_burst=args.rate_limit_user_burst,
-            user_per_second=args.rate_limit_user_per_second,
-            peer_burst=args.rate_limit_peer_burst,
-            peer_per_second=args.rate_limit_peer_per_second,
+        rate_limits=_rate_limits(
+            RateLimitSettings(
+                user_burst=args.rate_limit_user_burst,
+                user_per_second=args.rate_limit_user_per_second,
+                user_total_burst=args.rate_limit_user_total_burst,
+                user_total_per_second=args.rate_limit_user_total_per_second,
+                peer_burst=args.rate_limit_peer_burst,
+                peer_per_second=args.rate_limit_peer_per_second,
+            )
         ),
         shutdown_grace=args.shutdown_grace,
         log_level=args.log_level,
     )
+
+
+def internal_port_open(host: str, token: str | None) -> bool:
+    """Whether other machines could call the cache RPCs without a token.
+
+    Only an address that is loopback by itself counts as closed: a host name other than
+    `localhost` may resolve to anything.
+    """
+    if token is not None or host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return True
+
+
+def _rate_limits(limits: RateLimitSettings) -> RateLimitSettings:
+    """The limits, unless one client address could use up a user's total alone."""
+    if (
+        limits.user_total_burst
+        and limits.user_burst
+        and (
+            limits.user_total_burst <= limits.user_burst
+            or limits.user_total_per_second <= limits.user_per_second
+        )
+    ):
+        raise ConfigError(
+            "--rate-limit-user-total-burst and -per-second must exceed --rate-limit-user-burst "
+            "and -per-second: otherwise one client address could lock a user out for everyone"
+        )
+    return limits
 
 
 def _secret(path: str | None, *, non_empty: str | None = None) -> str | None:

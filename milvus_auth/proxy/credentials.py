@@ -6,11 +6,12 @@ the same validation, the same `common.Status` codes and reasons, base64 password
 old-password rule that super users skip, root never deletable, at most 100 users. Beyond
 Milvus: with authentication on, only root and super users create or delete users and change
 other users' passwords; with it off, nobody's header is trusted to skip the old password.
+Every bcrypt runs in the proxy's bcrypt pool, and an old password is checked under the same
+failure limits as a login, so a password change is no side door for guessing.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import logging
@@ -30,12 +31,12 @@ from milvus_auth.core import (
     UserExists,
     UserNotFound,
     ensure_deletable,
-    hash_password,
     validate_password,
     validate_username,
-    verify_password,
 )
+from milvus_auth.proxy.bcrypt_pool import BcryptPool
 from milvus_auth.proxy.headers import caller_username
+from milvus_auth.proxy.logsafe import INVALID, shown_text, shown_username, valid_username
 from milvus_auth.store import (
     CredentialStore,
     EtcdUnavailable,
@@ -53,11 +54,17 @@ _ErrorCode = common_pb2.ErrorCode
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
-class CacheInvalidator(Protocol):
-    """The authenticator, seen from here: a change makes this proxy forget the user at once."""
+class Authenticator(Protocol):
+    """The authenticator, seen from here: a change makes this proxy forget the user at once,
+    and an old password is checked as a login is."""
 
     def invalidate(self, username: str) -> None:
         """Forget whatever the cache holds for the user."""
+
+    async def check_password(
+        self, username: str, password: str, hashed: str | None, *, peer: str
+    ) -> bool:
+        """Whether the password matches `hashed` (None: no record), under the failure limits."""
 
 
 class UserLimitReached(CredentialError):
@@ -107,15 +114,17 @@ class CredentialService:
     def __init__(
         self,
         store: CredentialStore,
-        authenticator: CacheInvalidator,
+        authenticator: Authenticator,
         *,
+        pool: BcryptPool,
         super_users: frozenset[str],
         bcrypt_cost: int,
         auth_enabled: bool = True,
         max_users: int = DEFAULT_MAX_USERS,
     ) -> None:
         self._store = store
-        self._cache = authenticator
+        self._authenticator = authenticator
+        self._pool = pool
         self._super_users = super_users
         self._cost = bcrypt_cost
         self._auth_enabled = auth_enabled
@@ -148,9 +157,9 @@ class CredentialService:
             raise UserExists(username)
         if len(existing) >= self._max_users:
             raise UserLimitReached
-        hashed = await asyncio.to_thread(hash_password, password, self._cost)
+        hashed = await self._pool.hash(password, self._cost)
         await self._store.create(CredentialRecord(username, hashed))
-        self._cache.invalidate(username)
+        self._authenticator.invalidate(username)
         return common_pb2.Status()
 
     async def update(
@@ -165,33 +174,33 @@ class CredentialService:
         new_password = decode_password(request.newPassword, "password")
         validate_password(new_password)
         skip_old = caller is not None and caller in self._super_users
-        stored = await self._current(username, old_password, skip_old=skip_old)
+        proof = None if skip_old else (old_password, context.peer())
+        stored = await self._current(username, proof)
         # Hashed only once the old password verified: a wrong guess costs one bcrypt, not two.
-        hashed = await asyncio.to_thread(hash_password, new_password, self._cost)
+        hashed = await self._pool.hash(new_password, self._cost)
         try:
             await self._replace(stored, hashed)
         except RevisionConflict:
             # Someone else wrote the record meanwhile: check again against what is there now.
-            stored = await self._current(username, old_password, skip_old=skip_old)
+            stored = await self._current(username, proof)
             try:
                 await self._replace(stored, hashed)
             except RevisionConflict as error:
                 raise ConcurrentChange(username) from error
-        self._cache.invalidate(username)
+        self._authenticator.invalidate(username)
         return common_pb2.Status()
 
-    async def _current(
-        self, username: str, old_password: str, *, skip_old: bool
-    ) -> StoredCredential:
-        """The user's record, once the old password verified against it (unless skipped)."""
+    async def _current(self, username: str, proof: tuple[str, str] | None) -> StoredCredential:
+        """The user's record, once the old password (given with the caller's peer) verified
+        against it; `proof` None skips the check (a super user)."""
         stored = await self._store.get(username)
-        if not skip_old and (
-            stored is None
-            or not await asyncio.to_thread(
-                verify_password, old_password, stored.record.encrypted_password
-            )
-        ):
-            raise OldPasswordMismatch(username)
+        if proof is not None:
+            old_password, peer = proof
+            hashed = None if stored is None else stored.record.encrypted_password
+            if not await self._authenticator.check_password(
+                username, old_password, hashed, peer=peer
+            ):
+                raise OldPasswordMismatch(username)
         if stored is None:
             raise UserNotFound(username)
         return stored
@@ -210,7 +219,7 @@ class CredentialService:
         username = validate_username(request.username)
         ensure_deletable(username)
         await self._store.delete(username)
-        self._cache.invalidate(username)
+        self._authenticator.invalidate(username)
         return common_pb2.Status()
 
     async def list_users(
@@ -254,8 +263,10 @@ def _rpc(method: str, behaviour: Behaviour, failure_code: int) -> Behaviour:
     """One RPC: domain and etcd errors become Milvus's failed status; every change is logged."""
 
     async def handler(request: Any, context: Context) -> Any:
-        target = getattr(request, "username", "")[:64]
-        caller = caller_username(context)
+        target: str | None = getattr(request, "username", None)
+        target = None if target is None else target.strip()
+        user = shown_username(target)
+        caller = shown_username(caller_username(context))
         try:
             response = await behaviour(request, context)
         except EtcdUnavailable as error:
@@ -264,15 +275,17 @@ def _rpc(method: str, behaviour: Behaviour, failure_code: int) -> Behaviour:
             failed = error
         else:
             if method != "ListCredUsers":
-                log.info("credential %s user=%r caller=%r result=ok", method, target, caller)
+                log.info("credential %s user=%s caller=%s result=ok", method, user, caller)
             return response
+        # Milvus's reasons for a bad username quote it, and it may be anything (a password).
+        quoted_name = target is not None and not valid_username(target)
         log.warning(
-            "credential %s user=%r caller=%r result=refused code=%s reason=%r",
+            "credential %s user=%s caller=%s result=refused code=%s reason=%s",
             method,
-            target,
+            user,
             caller,
             failed.code,
-            failed.reason,
+            INVALID if quoted_name else shown_text(failed.reason),
         )
         status = failure_status(failed, failure_code)
         if method == "ListCredUsers":

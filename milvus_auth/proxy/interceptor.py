@@ -17,6 +17,7 @@ import grpc
 
 from milvus_auth.proxy.authenticator import Authenticator, AuthUnavailable
 from milvus_auth.proxy.headers import AuthFailure, authorization_values, parse_authorization
+from milvus_auth.proxy.logsafe import shown_text
 
 Context = grpc.aio.ServicerContext[Any, Any]
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"  # the stubs are generic, grpc is not
@@ -41,6 +42,8 @@ class AuthInterceptor:
 
     def _checker(self, method: str) -> Check:
         authenticator = self._authenticator
+        # The path is the client's choice (unknown methods are forwarded too): logged bounded.
+        method = shown_text(method)
 
         async def check(context: Context) -> None:
             peer = context.peer()

@@ -7,6 +7,10 @@ a user. Because a pre-warmed digest is what the cache accepts, this port must ne
 outside the cluster; with `--internal-token-file` every cache RPC must also carry the token in
 the `milvus-auth-internal-token` metadata. `grpc.health.v1.Health` is exempt from the token:
 Kubernetes' gRPC probes cannot send metadata, and health reveals nothing.
+
+The record revision a milvus-auth operator attaches to `UpdateCredentialCache` lets the entry
+outlive the watch event of that same write; a revision etcd has not reached yet cannot belong
+to any write, so it is refused (an entry tagged 10^18 would otherwise outlive every change).
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from pymilvus.grpc_gen import common_pb2
 from milvus_auth.core import CredentialError, InvalidParameter, validate_username
 from milvus_auth.core.internal import INTERNAL_TOKEN_METADATA, RECORD_REVISION_PROPERTY
 from milvus_auth.protos import proxy_pb2
-from milvus_auth.proxy.credentials import failure_status
+from milvus_auth.proxy.credentials import StoreUnavailable, failure_status
+from milvus_auth.proxy.logsafe import shown_text, shown_username
+from milvus_auth.store import EtcdUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +52,34 @@ class CredentialCache(Protocol):
         """Forget whatever the cache holds for the user."""
 
 
+class RevisionSource(Protocol):
+    """Where the newest etcd revision comes from (the `CredentialStore`)."""
+
+    async def revision(self) -> int:
+        """etcd's current revision; raises `EtcdUnavailable`."""
+
+
+class RevisionAhead(InvalidParameter):
+    """A record revision etcd has not reached: forged, or from another etcd."""
+
+    def __init__(self, revision: int, current: int) -> None:
+        super().__init__(
+            f"{RECORD_REVISION_PROPERTY} {revision} is ahead of etcd's revision {current}"
+        )
+
+
 class CacheService:
     """The three cache RPCs; each answers a `common.Status` as Milvus's proxy does."""
 
-    def __init__(self, cache: CredentialCache) -> None:
+    def __init__(self, cache: CredentialCache, revisions: RevisionSource) -> None:
         self._cache = cache
+        self._revisions = revisions
 
     async def invalidate(self, request: Any, _: Context) -> common_pb2.Status:
         """InvalidateCredentialCache: drop the user."""
         username = validate_username(request.username)
         self._cache.invalidate(username)
-        log.info("cache invalidate user=%r result=ok", username)
+        log.info("cache invalidate user=%s result=ok", shown_username(username))
         return common_pb2.Status()
 
     async def update(self, request: Any, _: Context) -> common_pb2.Status:
@@ -67,8 +90,13 @@ class CacheService:
                 "invalid credential cache value", "expected sha256 hex of password + username"
             )
         revision = _record_revision(request.base.properties.get(RECORD_REVISION_PROPERTY, ""))
+        if revision is not None:
+            # Read after the writer's write, so a genuine revision is never ahead of it.
+            current = await self._revisions.revision()
+            if revision > current:
+                raise RevisionAhead(revision, current)
         self._cache.prewarm(username, request.password, revision)
-        log.info("cache prewarm user=%r revision=%s result=ok", username, revision)
+        log.info("cache prewarm user=%s revision=%s result=ok", shown_username(username), revision)
         return common_pb2.Status()
 
     async def refresh_policy(self, request: Any, _: Context) -> common_pb2.Status:
@@ -76,7 +104,7 @@ class CacheService:
         if request.opType == OP_DELETE_USER:
             username = validate_username(request.opKey)
             self._cache.invalidate(username)
-            log.info("cache policy-refresh delete-user user=%r result=ok", username)
+            log.info("cache policy-refresh delete-user user=%s result=ok", shown_username(username))
         return common_pb2.Status()
 
 
@@ -95,7 +123,8 @@ def _record_revision(text: str) -> int | None:
 
 
 def _guarded(behaviour: Behaviour, token: str | None) -> Behaviour:
-    """Check the internal token, then turn domain errors into a failed `common.Status`."""
+    """Check the internal token, then turn domain and etcd errors into a failed `common.Status`;
+    a forged revision is logged as an error, other refusals as warnings."""
     expected = token.encode() if token is not None else None
 
     async def handler(request: Any, context: Context) -> common_pb2.Status:
@@ -103,11 +132,17 @@ def _guarded(behaviour: Behaviour, token: str | None) -> Behaviour:
             await _check_token(context, expected)
         try:
             return await behaviour(request, context)
+        except EtcdUnavailable as error:
+            failed: CredentialError = StoreUnavailable(str(error))
         except CredentialError as error:
-            log.warning("cache rpc refused reason=%r", error.reason)
-            # merr.Status, as for the proxy-side credential checks: parameter errors carry the
-            # legacy IllegalArgument, everything else UnexpectedError.
-            return failure_status(error, common_pb2.ErrorCode.UnexpectedError)
+            failed = error
+        level = logging.ERROR if isinstance(failed, RevisionAhead) else logging.WARNING
+        log.log(
+            level, "cache rpc refused peer=%s reason=%s", context.peer(), shown_text(failed.reason)
+        )
+        # merr.Status, as for the proxy-side credential checks: parameter errors carry the
+        # legacy IllegalArgument, everything else UnexpectedError.
+        return failure_status(failed, common_pb2.ErrorCode.UnexpectedError)
 
     return handler
 
@@ -131,12 +166,16 @@ async def _check_token(context: Context, expected: bytes) -> None:
 
 
 def add_internal_services(
-    server: grpc.aio.Server, authenticator: CredentialCache, *, token: str | None
+    server: grpc.aio.Server,
+    authenticator: CredentialCache,
+    *,
+    token: str | None,
+    revisions: RevisionSource,
 ) -> None:
     """Register Milvus's cache service (token-checked when `token` is set) and gRPC health."""
     if token == "":
         raise ValueError("an empty internal token would accept calls without one")
-    service = CacheService(authenticator)
+    service = CacheService(authenticator, revisions)
     methods: dict[str, tuple[Behaviour, Callable[[bytes], Any]]] = {
         "InvalidateCredentialCache": (
             service.invalidate,

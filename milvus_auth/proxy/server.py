@@ -18,9 +18,10 @@ from typing import Any
 import grpc
 
 from milvus_auth.proxy.authenticator import Authenticator
+from milvus_auth.proxy.bcrypt_pool import BcryptPool
 from milvus_auth.proxy.bootstrap import bootstrap_root
 from milvus_auth.proxy.coherence import Coherence
-from milvus_auth.proxy.config import ProxySettings
+from milvus_auth.proxy.config import ProxySettings, internal_port_open
 from milvus_auth.proxy.credentials import CredentialService, credential_handlers
 from milvus_auth.proxy.forwarding import CHANNEL_OPTIONS, Handler, Upstream
 from milvus_auth.proxy.interceptor import AuthInterceptor
@@ -99,10 +100,10 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
     # Closed in reverse: public port, internal port, upstream, watch, bcrypt threads, etcd.
     async with contextlib.AsyncExitStack() as stack:
         store = await stack.enter_async_context(CredentialStore(common.etcd, common.layout))
-        authenticator = Authenticator(
-            store, limiter=FailureLimiter(settings.rate_limits), metrics=metrics
-        )
-        stack.callback(authenticator.close)
+        pool = BcryptPool(cost=common.bcrypt_cost, metrics=metrics)
+        stack.callback(pool.close)
+        limiter = FailureLimiter(settings.rate_limits)
+        authenticator = Authenticator(store, limiter=limiter, pool=pool, metrics=metrics)
         coherence = Coherence(lambda: watch_users(store), authenticator)
         # Started before the bootstrap's etcd round trips, so the watch has taken its start
         # revision before the public port verifies a login: nothing cached predates it.
@@ -119,6 +120,7 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
         credentials = CredentialService(
             store,
             authenticator,
+            pool=pool,
             super_users=settings.super_users,
             bcrypt_cost=common.bcrypt_cost,
             auth_enabled=settings.auth_enabled,
@@ -129,12 +131,16 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
             (PublicRouter(credential_handlers(credentials), upstream, auth),)
         )
         internal = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-        add_internal_services(internal, authenticator, token=settings.internal_token)
+        add_internal_services(
+            internal, authenticator, token=settings.internal_token, revisions=store
+        )
         proxy = RunningProxy(
             public=public,
             internal=internal,
             public_port=_add_port(public, f"{settings.host}:{settings.port}", settings),
-            internal_port=internal.add_insecure_port(f"{settings.host}:{settings.internal_port}"),
+            internal_port=internal.add_insecure_port(
+                f"{settings.internal_host}:{settings.internal_port}"
+            ),
         )
         if settings.metrics_port:
             metrics.serve(settings.host, settings.metrics_port)
@@ -153,11 +159,19 @@ async def serve(settings: ProxySettings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     async with running_proxy(settings) as proxy:
+        if internal_port_open(settings.internal_host, settings.internal_token):
+            log.warning(
+                "insecure internal port %s:%d (--insecure-internal-port): it has no token, so "
+                "anyone who reaches it can make any password work for any user",
+                settings.internal_host,
+                proxy.internal_port,
+            )
         log.info(
-            "proxy ready: public %s:%d -> upstream %s, internal port %d, auth %s, tls %s",
+            "proxy ready: public %s:%d -> upstream %s, internal %s:%d, auth %s, tls %s",
             settings.host,
             proxy.public_port,
             settings.upstream,
+            settings.internal_host,
             proxy.internal_port,
             "on" if settings.auth_enabled else "off",
             "on" if settings.tls else "off",

@@ -182,6 +182,10 @@ def test_proxy_probes_use_grpc_health_on_the_internal_port(default_release: Rele
     env = env_of(container)
     assert env["MILVUS_AUTH_PORT"] == "19530"
     assert env["MILVUS_AUTH_INTERNAL_PORT"] == "19529"
+    # Reachable by the operator's pod, and only with the generated token (the proxy refuses
+    # to start with the internal port off loopback and no token).
+    assert env["MILVUS_AUTH_INTERNAL_HOST"] == "0.0.0.0"
+    assert env["MILVUS_AUTH_INTERNAL_TOKEN_FILE"]
     assert env["MILVUS_AUTH_AUTH_ENABLED"] == "true"
     assert env["MILVUS_AUTH_UPSTREAM"] == "milvus:19530"
     affinity = pod_spec(proxy)["affinity"]["podAntiAffinity"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import auth_cache, cold_start, flood, overhead
+from bench import auth_cache, cold_start, enumeration, flood, overhead
 
 
 async def test_auth_cache_bench(capsys: pytest.CaptureFixture[str]) -> None:
@@ -30,3 +30,11 @@ async def test_flood_bench(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "bcrypt runs:" in out
     assert "'OK'" not in out  # no wrong password was ever accepted
+
+
+async def test_enumeration_bench(capsys: pytest.CaptureFixture[str]) -> None:
+    worst = await enumeration.run(samples=3, cost=4)
+    assert worst >= 1.0
+    out = capsys.readouterr().out
+    assert "unknown user" in out
+    assert "bcrypt runs: 10 for 10 logins" in out  # one login, then every refusal ran one

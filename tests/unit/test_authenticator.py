@@ -10,6 +10,7 @@ import pytest
 
 from milvus_auth.core import CredentialRecord, MalformedRecord, cache_digest, hash_password
 from milvus_auth.proxy.authenticator import Authenticator, AuthUnavailable
+from milvus_auth.proxy.bcrypt_pool import BcryptPool
 from milvus_auth.proxy.headers import AUTH_CHECK_FAILURE, AuthFailure, Credentials
 from milvus_auth.proxy.metrics import ProxyMetrics
 from milvus_auth.proxy.ratelimit import FailureLimiter, RateLimitSettings
@@ -18,7 +19,7 @@ from milvus_auth.store import EtcdUnavailable, StoredCredential
 PASSWORD = "right-password"
 PEER = "ipv4:127.0.0.1:5000"
 METHOD = "/milvus.proto.milvus.MilvusService/Connect"
-NO_LIMITS = RateLimitSettings(user_burst=0, peer_burst=0)
+NO_LIMITS = RateLimitSettings(user_burst=0, user_total_burst=0, peer_burst=0)
 
 
 class FakeSource:
@@ -62,10 +63,21 @@ def metrics() -> ProxyMetrics:
 
 
 @pytest.fixture
-def auth(source: FakeSource, metrics: ProxyMetrics) -> Iterator[Authenticator]:
-    authenticator = Authenticator(source, limiter=FailureLimiter(NO_LIMITS), metrics=metrics)
-    yield authenticator
-    authenticator.close()
+def pool(metrics: ProxyMetrics) -> Iterator[BcryptPool]:
+    threads = BcryptPool(cost=4, metrics=metrics)
+    yield threads
+    threads.close()
+
+
+def authenticator(
+    source: FakeSource, pool: BcryptPool, metrics: ProxyMetrics, limits: RateLimitSettings
+) -> Authenticator:
+    return Authenticator(source, limiter=FailureLimiter(limits), pool=pool, metrics=metrics)
+
+
+@pytest.fixture
+def auth(source: FakeSource, pool: BcryptPool, metrics: ProxyMetrics) -> Authenticator:
+    return authenticator(source, pool, metrics, NO_LIMITS)
 
 
 async def login(auth: Authenticator, username: str, password: str = PASSWORD) -> None:
@@ -104,28 +116,40 @@ async def test_wrong_passwords_are_never_cached(auth: Authenticator, metrics: Pr
     assert not auth.cached("alice")
 
 
-async def test_a_cached_user_with_another_password_fails_without_bcrypt(
-    auth: Authenticator, metrics: ProxyMetrics
+async def test_a_cached_user_with_another_password_costs_a_bcrypt_but_no_etcd_read(
+    auth: Authenticator, source: FakeSource, metrics: ProxyMetrics
 ) -> None:
     await login(auth, "alice")
+    reads = source.reads
     assert await refused(auth, "alice", "wrong-password") == "wrong_password"
-    assert metrics.bcrypt_runs() == 1
+    assert metrics.bcrypt_runs() == 2  # as long as anyone else's wrong password
+    assert source.reads == reads
 
 
-async def test_unknown_user_malformed_record_and_overlong_password(
+async def test_unknown_user_and_malformed_record_cost_a_bcrypt_like_a_wrong_password(
     auth: Authenticator, metrics: ProxyMetrics
 ) -> None:
     assert await refused(auth, "nobody", PASSWORD) == "unknown_user"
+    assert metrics.bcrypt_runs() == 1
     assert await refused(auth, "broken", PASSWORD) == "malformed_record"
+    assert metrics.bcrypt_runs() == 2
+    assert await refused(auth, "alice", "wrong-password") == "wrong_password"
+    assert metrics.bcrypt_runs() == 3
+
+
+async def test_an_overlong_password_is_refused_without_bcrypt(
+    auth: Authenticator, metrics: ProxyMetrics
+) -> None:
     assert await refused(auth, "alice", "x" * 73) == "wrong_password"
+    assert await refused(auth, "nobody", "x" * 73) == "wrong_password"
     assert metrics.bcrypt_runs() == 0
 
 
 async def test_failures_are_rate_limited_before_bcrypt(
-    source: FakeSource, metrics: ProxyMetrics
+    source: FakeSource, pool: BcryptPool, metrics: ProxyMetrics
 ) -> None:
     limits = RateLimitSettings(user_burst=3, user_per_second=0.0, peer_burst=0)
-    auth = Authenticator(source, limiter=FailureLimiter(limits), metrics=metrics)
+    auth = authenticator(source, pool, metrics, limits)
     await login(auth, "bob")  # cached before the flood
     reasons = [await refused(auth, "alice", f"wrong-{i}") for i in range(10)]
     assert reasons.count("wrong_password") == 3
@@ -133,18 +157,18 @@ async def test_failures_are_rate_limited_before_bcrypt(
     assert metrics.bcrypt_runs() == 1 + 3
     await login(auth, "bob")  # another user is not limited
     assert await refused(auth, "alice", PASSWORD) == "rate_limited"  # even the right one, for now
-    auth.close()
 
 
-async def test_limits_per_client_address(source: FakeSource, metrics: ProxyMetrics) -> None:
-    limits = RateLimitSettings(user_burst=0, peer_burst=2, peer_per_second=0.0)
-    auth = Authenticator(source, limiter=FailureLimiter(limits), metrics=metrics)
+async def test_limits_per_client_address(
+    source: FakeSource, pool: BcryptPool, metrics: ProxyMetrics
+) -> None:
+    limits = RateLimitSettings(user_burst=0, user_total_burst=0, peer_burst=2, peer_per_second=0)
+    auth = authenticator(source, pool, metrics, limits)
     attacker = "ipv4:10.9.9.9:1"
     for name in ("u1", "u2"):
         assert await refused(auth, name, "whatever", attacker) == "unknown_user"
     assert await refused(auth, "alice", "whatever", "ipv4:10.9.9.9:2") == "rate_limited"
     await login(auth, "alice")  # from another address
-    auth.close()
 
 
 async def test_a_change_drops_the_entry_but_an_older_event_does_not(
@@ -239,26 +263,62 @@ async def test_failures_log_one_line_without_secrets(
 
 
 async def test_a_concurrent_flood_is_bounded_by_the_burst(
-    source: FakeSource, metrics: ProxyMetrics
+    source: FakeSource, pool: BcryptPool, metrics: ProxyMetrics
 ) -> None:
     source.delay = 0.01  # every check is still running when the next attempts arrive
     limits = RateLimitSettings(user_burst=5, user_per_second=0.0, peer_burst=0)
-    auth = Authenticator(source, limiter=FailureLimiter(limits), metrics=metrics)
+    auth = authenticator(source, pool, metrics, limits)
     reasons = await asyncio.gather(*(refused(auth, "alice", f"wrong-{i}") for i in range(100)))
     assert metrics.bcrypt_runs() == 5
     assert reasons.count("rate_limited") == 95
-    auth.close()
 
 
 async def test_successful_checks_give_their_token_back(
-    source: FakeSource, metrics: ProxyMetrics
+    source: FakeSource, pool: BcryptPool, metrics: ProxyMetrics
 ) -> None:
     limits = RateLimitSettings(user_burst=2, user_per_second=0.0, peer_burst=2)
-    auth = Authenticator(source, limiter=FailureLimiter(limits), metrics=metrics)
+    auth = authenticator(source, pool, metrics, limits)
     for _ in range(5):
         auth.invalidate("alice")
         await login(auth, "alice")
     assert await refused(auth, "alice", "wrong-1") == "wrong_password"
     assert await refused(auth, "alice", "wrong-2") == "wrong_password"
     assert await refused(auth, "alice", "wrong-3") == "rate_limited"
-    auth.close()
+
+
+@pytest.mark.parametrize("username", ["x" * 180_000, "Secret-Pass!42", " alice", "alice\n"])
+async def test_a_name_no_user_can_have_is_refused_before_cache_limiter_and_etcd(
+    source: FakeSource,
+    pool: BcryptPool,
+    metrics: ProxyMetrics,
+    caplog: pytest.LogCaptureFixture,
+    username: str,
+) -> None:
+    limits = RateLimitSettings(user_burst=1, user_per_second=0.0, peer_burst=1)
+    auth = authenticator(source, pool, metrics, limits)
+    caplog.set_level(logging.DEBUG)
+    for _ in range(5):
+        assert await refused(auth, username, "alice") == "invalid_username"
+    assert source.reads == 0
+    assert metrics.bcrypt_runs() == 0
+    assert not auth.cached(username)
+    assert username not in caplog.text
+    assert "user=<invalid>" in caplog.text
+    assert len(caplog.text) < 2_000
+    await login(auth, "alice")  # neither alice's nor this address's budget was spent
+
+
+async def test_an_old_password_is_checked_under_the_login_limits_in_the_pool(
+    source: FakeSource, pool: BcryptPool, metrics: ProxyMetrics
+) -> None:
+    limits = RateLimitSettings(user_burst=2, user_per_second=0.0, peer_burst=0)
+    auth = authenticator(source, pool, metrics, limits)
+    hashed = source.records["alice"].record.encrypted_password
+    assert await auth.check_password("alice", PASSWORD, hashed, peer=PEER)  # refunded
+    assert not await auth.check_password("alice", "wrong-1", hashed, peer=PEER)
+    assert not await auth.check_password("nobody", "wrong-1", None, peer=PEER)  # dummy hash
+    assert metrics.bcrypt_runs() == 3
+    assert not await auth.check_password("alice", "wrong-2", hashed, peer=PEER)
+    assert not await auth.check_password("alice", PASSWORD, hashed, peer=PEER)  # limited
+    assert metrics.bcrypt_runs() == 4
+    assert await refused(auth, "alice", PASSWORD) == "rate_limited"  # one budget with logins

@@ -10,6 +10,7 @@ import pytest
 from milvus_auth.core import cache_digest
 from milvus_auth.proxy import coherence
 from milvus_auth.proxy.authenticator import Authenticator
+from milvus_auth.proxy.bcrypt_pool import BcryptPool
 from milvus_auth.proxy.coherence import Coherence, apply
 from milvus_auth.proxy.metrics import ProxyMetrics
 from milvus_auth.proxy.ratelimit import FailureLimiter, RateLimitSettings
@@ -30,13 +31,15 @@ class NoRecords:
 
 @pytest.fixture
 def auth() -> Iterator[Authenticator]:
+    metrics = ProxyMetrics()
+    pool = BcryptPool(cost=4, metrics=metrics)
     authenticator = Authenticator(
-        NoRecords(), limiter=FailureLimiter(RateLimitSettings()), metrics=ProxyMetrics()
+        NoRecords(), limiter=FailureLimiter(RateLimitSettings()), pool=pool, metrics=metrics
     )
     authenticator.prewarm("alice", cache_digest("alice", "pw-alice"))
     authenticator.prewarm("bob", cache_digest("bob", "pw-bob"))
     yield authenticator
-    authenticator.close()
+    pool.close()
 
 
 def test_changes_and_deletes_drop_only_that_user(auth: Authenticator) -> None:
@@ -60,6 +63,17 @@ def test_a_prewarm_tagged_with_its_revision_survives_that_write(auth: Authentica
 def test_a_later_delete_drops_a_tagged_prewarm(auth: Authenticator) -> None:
     auth.prewarm("carol", cache_digest("carol", "pw-carol"), 9)
     apply(UserDeleted("carol", 11), auth)
+    assert not auth.cached("carol")
+
+
+def test_a_delete_drops_an_entry_whatever_revision_it_was_tagged_with(
+    auth: Authenticator,
+) -> None:
+    # A tag from the future (forged, which the internal port now refuses) must not pin it.
+    auth.prewarm("carol", cache_digest("carol", "forged-1"), 10**18)
+    apply(UserChanged("carol", 12), auth)
+    assert auth.cached("carol")
+    apply(UserDeleted("carol", 13), auth)
     assert not auth.cached("carol")
 
 

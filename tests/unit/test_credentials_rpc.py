@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,11 +19,13 @@ from hypothesis import strategies as st
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc
 
 from milvus_auth.core import CredentialRecord, InvalidParameter, hash_password, verify_password
+from milvus_auth.proxy.bcrypt_pool import BcryptPool
 from milvus_auth.proxy.credentials import (
     CredentialService,
     credential_handlers,
     decode_password,
 )
+from milvus_auth.proxy.metrics import ProxyMetrics
 from milvus_auth.store import CredentialStore, StoredCredential
 from tests.harness.processes import EtcdServer
 
@@ -33,11 +35,27 @@ Codes = common_pb2.ErrorCode
 
 
 class RecordingCache:
+    """The authenticator's part: records invalidations and old-password checks."""
+
     def __init__(self) -> None:
         self.invalidated: list[str] = []
+        self.checked: list[tuple[str, str]] = []
 
     def invalidate(self, username: str) -> None:
         self.invalidated.append(username)
+
+    async def check_password(
+        self, username: str, password: str, hashed: str | None, *, peer: str
+    ) -> bool:
+        self.checked.append((username, peer))
+        return hashed is not None and verify_password(password, hashed)
+
+
+@pytest.fixture
+def pool() -> Iterator[BcryptPool]:
+    threads = BcryptPool(cost=4, metrics=ProxyMetrics())
+    yield threads
+    threads.close()
 
 
 class Router(grpc.GenericRpcHandler):
@@ -91,7 +109,7 @@ Connect = Callable[..., Awaitable[Client]]
 
 
 @pytest.fixture
-async def connect(store: CredentialStore) -> AsyncIterator[Connect]:
+async def connect(store: CredentialStore, pool: BcryptPool) -> AsyncIterator[Connect]:
     servers: list[grpc.aio.Server] = []
     channels: list[grpc.aio.Channel] = []
     await store.create(CredentialRecord("root", hash_password(ROOT_PASSWORD, 4)))
@@ -99,7 +117,7 @@ async def connect(store: CredentialStore) -> AsyncIterator[Connect]:
     async def start(**options: Any) -> Client:
         cache = RecordingCache()
         settings: dict[str, Any] = {"super_users": frozenset({"admin"}), "bcrypt_cost": 4}
-        service = CredentialService(store, cache, **{**settings, **options})
+        service = CredentialService(store, cache, pool=pool, **{**settings, **options})
         server = grpc.aio.server()
         server.add_generic_rpc_handlers((Router(credential_handlers(service)),))
         port = server.add_insecure_port("127.0.0.1:0")
@@ -325,13 +343,17 @@ class InterferingStore(CredentialStore):
 
 @pytest.mark.parametrize(("interferences", "succeeds"), [(1, True), (2, False)])
 async def test_update_retries_a_lost_compare_and_swap_once(
-    store: CredentialStore, connect: Connect, interferences: int, succeeds: bool
+    store: CredentialStore,
+    connect: Connect,
+    pool: BcryptPool,
+    interferences: int,
+    succeeds: bool,
 ) -> None:
     client = await connect()
     _ok(await client.create("alice", ALICE_PASSWORD))
     interfering = InterferingStore(store, interferences)
     service = CredentialService(
-        interfering, RecordingCache(), super_users=frozenset(), bcrypt_cost=4
+        interfering, RecordingCache(), pool=pool, super_users=frozenset(), bcrypt_cost=4
     )
     handler = credential_handlers(service)["/milvus.proto.milvus.MilvusService/UpdateCredential"]
     server = grpc.aio.server()
@@ -411,3 +433,15 @@ def test_decode_password_returns_text_or_invalid_parameter(encoded: str) -> None
 @given(st.text(max_size=100))
 def test_decode_password_round_trips(password: str) -> None:
     assert decode_password(_b64(password), "password") == password
+
+
+async def test_the_old_password_is_checked_by_the_authenticator_with_the_callers_address(
+    connect: Connect,
+) -> None:
+    client = await connect()
+    _ok(await client.create("alice", ALICE_PASSWORD))
+    status = await client.update("alice", "Wrong-Old-1", "NewPass12", caller="alice")
+    assert status.code == 1400
+    ((username, peer),) = client.cache.checked
+    assert username == "alice"
+    assert peer.startswith("ipv4:127.0.0.1:")

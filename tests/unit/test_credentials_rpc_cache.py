@@ -6,6 +6,7 @@ fake (the real one is exercised through the proxy process in tests/integration).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 import grpc
@@ -17,6 +18,7 @@ from milvus_auth.core import cache_digest
 from milvus_auth.core.internal import INTERNAL_TOKEN_METADATA, RECORD_REVISION_PROPERTY
 from milvus_auth.protos import proxy_pb2, proxy_pb2_grpc
 from milvus_auth.proxy.internal import add_internal_services
+from milvus_auth.store import EtcdUnavailable
 
 TOKEN = "s3cret-internal-token"
 
@@ -39,14 +41,29 @@ class RecordingCache:
         self.entries.pop(username, None)
 
 
+class Revisions:
+    """etcd's current revision, as the store reports it; `down` fails like etcd."""
+
+    current = 20
+    down = False
+
+    async def revision(self) -> int:
+        if self.down:
+            raise EtcdUnavailable("etcd at 127.0.0.1:1 is unavailable (test)")
+        return self.current
+
+
 @pytest.fixture
 def cache() -> RecordingCache:
     return RecordingCache()
 
 
+REVISIONS = Revisions()
+
+
 async def _serve(cache: RecordingCache, token: str | None) -> tuple[grpc.aio.Server, int]:
     server = grpc.aio.server()
-    add_internal_services(server, cache, token=token)
+    add_internal_services(server, cache, token=token, revisions=REVISIONS)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     return server, port
@@ -91,6 +108,41 @@ async def test_update_passes_on_the_record_revision(
     status = await proxy_pb2_grpc.ProxyStub(open_port).UpdateCredentialCache(request)
     assert (status.error_code, status.code) == (0, 0)
     assert cache.revisions["carol"] == 17
+
+
+@pytest.mark.parametrize("revision", [REVISIONS.current + 1, 10**18])
+async def test_update_refuses_a_revision_etcd_has_not_reached(
+    open_port: grpc.aio.Channel,
+    cache: RecordingCache,
+    caplog: pytest.LogCaptureFixture,
+    revision: int,
+) -> None:
+    request = proxy_pb2.UpdateCredCacheRequest(
+        base=common_pb2.MsgBase(properties={RECORD_REVISION_PROPERTY: str(revision)}),
+        username="carol",
+        password=cache_digest("carol", "Secret123"),
+    )
+    status = await proxy_pb2_grpc.ProxyStub(open_port).UpdateCredentialCache(request)
+    assert status.code == 1100
+    assert status.reason.startswith(f"{RECORD_REVISION_PROPERTY} {revision} is ahead of etcd's")
+    assert "carol" not in cache.entries
+    (line,) = [record for record in caplog.records if record.levelno == logging.ERROR]
+    assert "cache rpc refused" in line.getMessage()
+
+
+async def test_update_with_a_revision_fails_while_etcd_is_down(
+    open_port: grpc.aio.Channel, cache: RecordingCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(REVISIONS, "down", True)
+    request = proxy_pb2.UpdateCredCacheRequest(
+        base=common_pb2.MsgBase(properties={RECORD_REVISION_PROPERTY: "17"}),
+        username="carol",
+        password=cache_digest("carol", "Secret123"),
+    )
+    status = await proxy_pb2_grpc.ProxyStub(open_port).UpdateCredentialCache(request)
+    assert status.error_code == common_pb2.ErrorCode.UnexpectedError
+    assert "unavailable" in status.reason
+    assert "carol" not in cache.entries
 
 
 async def test_update_refuses_a_revision_that_is_not_a_number(
@@ -203,4 +255,4 @@ async def test_health_serves_without_the_token(token_port: grpc.aio.Channel) -> 
 
 async def test_empty_token_is_refused() -> None:
     with pytest.raises(ValueError, match="empty internal token"):
-        add_internal_services(grpc.aio.server(), RecordingCache(), token="")
+        add_internal_services(grpc.aio.server(), RecordingCache(), token="", revisions=REVISIONS)

@@ -48,17 +48,59 @@ def test_memory_is_bounded_by_forgetting_the_oldest_key() -> None:
     assert not buckets.allows("c")
 
 
-def test_limiter_checks_user_and_address_separately() -> None:
+ALICE_FROM_A = ("alice", "ipv4:10.0.0.1:1000")
+
+
+def test_one_address_flooding_a_user_does_not_lock_out_other_addresses() -> None:
     clock = Clock()
-    settings = RateLimitSettings(user_burst=2, user_per_second=0, peer_burst=3, peer_per_second=0)
+    settings = RateLimitSettings(
+        user_burst=10, user_per_second=1.0, user_total_burst=100, user_total_per_second=10.0
+    )
     limiter = FailureLimiter(settings, clock=clock)
-    limiter.record_failure("alice", "ipv4:10.0.0.1:1000")
-    limiter.record_failure("alice", "ipv4:10.0.0.1:1001")  # another connection, same client
-    assert not limiter.allows("alice", "ipv4:10.0.0.2:5")
-    assert limiter.allows("bob", "ipv4:10.0.0.1:1002")
-    limiter.record_failure("bob", "ipv4:10.0.0.1:1003")
-    assert not limiter.allows("carol", "ipv4:10.0.0.1:1004")
+    for port in range(50):  # new connections do not reset the address's budget
+        if limiter.allows("alice", f"ipv4:10.0.0.1:{port}"):
+            limiter.record_failure("alice", f"ipv4:10.0.0.1:{port}")
+    assert not limiter.allows(*ALICE_FROM_A)
+    assert limiter.allows("alice", "ipv4:10.0.0.2:5")  # alice from anywhere else
+    assert limiter.allows("bob", "ipv4:10.0.0.1:6")  # and the flooding address for others
+    clock.now += 1.0  # one token back for the pair
+    assert limiter.allows(*ALICE_FROM_A)
+
+
+def test_many_addresses_together_reach_the_users_ceiling() -> None:
+    clock = Clock()
+    settings = RateLimitSettings(
+        user_burst=3, user_per_second=0.0, user_total_burst=10, user_total_per_second=1.0
+    )
+    limiter = FailureLimiter(settings, clock=clock)
+    for host in range(4):
+        for _ in range(3):
+            if limiter.allows("alice", f"ipv4:10.0.1.{host}:1"):
+                limiter.record_failure("alice", f"ipv4:10.0.1.{host}:1")
+    assert not limiter.allows("alice", "ipv4:10.0.2.1:1")  # 10 failures: everyone waits
+    assert limiter.allows("bob", "ipv4:10.0.2.1:1")
+    clock.now += 1.0
+    assert limiter.allows("alice", "ipv4:10.0.2.1:1")
+
+
+def test_an_address_is_limited_over_all_usernames() -> None:
+    settings = RateLimitSettings(user_burst=2, user_per_second=0, peer_burst=3, peer_per_second=0)
+    limiter = FailureLimiter(settings, clock=Clock())
+    for name in ("u1", "u2", "u3"):
+        limiter.record_failure(name, "ipv4:10.0.0.1:1")
+    assert not limiter.allows("carol", "ipv4:10.0.0.1:2")
     assert limiter.allows("carol", "ipv4:10.0.0.9:1")
+
+
+def test_a_refund_returns_the_token_to_every_bucket() -> None:
+    settings = RateLimitSettings(
+        user_burst=1, user_per_second=0, user_total_burst=2, peer_burst=1, peer_per_second=0
+    )
+    limiter = FailureLimiter(settings, clock=Clock())
+    limiter.record_failure(*ALICE_FROM_A)
+    assert not limiter.allows(*ALICE_FROM_A)
+    limiter.refund(*ALICE_FROM_A)
+    assert limiter.allows(*ALICE_FROM_A)
 
 
 def test_peer_address_drops_the_port() -> None:

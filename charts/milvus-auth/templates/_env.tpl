@@ -39,6 +39,8 @@
   value: "0.0.0.0"
 - name: MILVUS_AUTH_PORT
   value: {{ $p.ports.public | quote }}
+- name: MILVUS_AUTH_INTERNAL_HOST
+  value: "0.0.0.0"
 - name: MILVUS_AUTH_INTERNAL_PORT
   value: {{ $p.ports.internal | quote }}
 {{- if .Values.metrics.enabled }}
