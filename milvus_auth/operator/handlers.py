@@ -2,9 +2,10 @@
 
 Create, resume and update share one reconcile (id `reconcile`); a timer re-checks every user
 each resync period; deletion sits behind the `auth.milvus.io/finalizer`. Secrets labelled
-`auth.milvus.io/watch: "true"` are watched with an event handler that never writes to the
-Secret: it marks the MilvusUsers using it (annotation `trigger.auth.milvus.io/secret-version`),
-which kopf sees as an update and reconciles at once.
+`auth.milvus.io/watch: "true"` are watched
+with an event handler that never writes to the Secret: it marks the MilvusUsers using it
+(annotation `trigger.auth.milvus.io/secret-version`), which kopf sees as an update and
+reconciles at once.
 """
 
 from __future__ import annotations
@@ -143,14 +144,16 @@ def _register_users(registry: kopf.OperatorRegistry, runtime: OperatorRuntime) -
     @kopf.on.delete(*USERS, id="remove", registry=registry)
     async def remove(body: kopf.Body, patch: kopf.Patch, retry: int, **_: Any) -> None:
         spec = UserSpec.from_body(body)
+        applied = Applied.from_status(body.get("status"))
+        give_up = retry >= _REMOVAL_RETRIES
         try:
-            result = await runtime.reconciler.remove(spec, Applied.from_status(body.get("status")))
+            result = await runtime.reconciler.remove(spec, applied, give_up=give_up)
         except EtcdUnavailable as error:
             message = f"deletion waits for etcd: {error}"
             _record(body, patch, Outcome(Reason.ETCD_UNAVAILABLE, message))
             delay = backoff(Reason.ETCD_UNAVAILABLE, retry)
             raise kopf.TemporaryError(message, delay=delay) from None
-        if not result.done and retry < _REMOVAL_RETRIES:
+        if not result.done and not give_up:
             raise kopf.TemporaryError(result.message, delay=backoff(Reason.PROXIES_PENDING, retry))
         if not result.done:
             kopf.event(

