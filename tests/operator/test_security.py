@@ -8,6 +8,10 @@ password's length.
 
 from __future__ import annotations
 
+from typing import Any
+
+import kmock
+
 from milvus_auth.core import CredentialRecord, hash_password, verify_password
 from milvus_auth.store import CredentialStore
 from milvus_auth.store.claims import Claim, ClaimStore, Origin
@@ -112,3 +116,30 @@ async def test_a_user_the_operator_created_is_still_deleted(
     await cluster.delete_user("cleo")
     await eventually(lambda: cluster.user("cleo") is None)
     assert await store.get("cleo") is None
+
+
+def _requests(api: kmock.KubernetesEmulator, resource: str) -> list[Any]:
+    wanted = kmock.resource(resource)
+    return [
+        request
+        for request in list(api)
+        if request.resource == wanted and request.action in {kmock.action.LIST, kmock.action.WATCH}
+    ]
+
+
+async def test_secrets_are_listed_and_watched_by_label_on_the_server(
+    api: kmock.KubernetesEmulator, cluster: Cluster, start_operator: StartOperator
+) -> None:
+    await start_operator(notifier=FakeNotifier())
+    await cluster.put_secret("dora-password", OWN)
+    await cluster.create_user(
+        "dora", {"username": "dora", "passwordSecretRef": {"name": "dora-password"}}
+    )
+    await eventually(lambda: cluster.reason("dora") == "Applied")
+    secret_reads = _requests(api, "v1/secrets")
+    assert {r.action for r in secret_reads} == {kmock.action.LIST, kmock.action.WATCH}
+    for request in secret_reads:
+        assert request.params.get("labelSelector") == "auth.milvus.io/watch=true"
+    users = _requests(api, "auth.milvus.io/v1alpha1/milvususers")
+    assert users, "MilvusUsers are watched"
+    assert all("labelSelector" not in r.params for r in users)
