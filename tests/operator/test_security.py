@@ -8,15 +8,20 @@ password's length.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
+import grpc
 import kmock
+import pytest
+from pymilvus.grpc_gen import common_pb2
 
 from milvus_auth.core import CredentialRecord, hash_password, verify_password
+from milvus_auth.protos import proxy_pb2_grpc
 from milvus_auth.store import CredentialStore
 from milvus_auth.store.claims import Claim, ClaimStore, Origin
-from tests.operator.cluster import NAMESPACE, Cluster, eventually
-from tests.operator.conftest import FakeNotifier, StartOperator
+from tests.operator.cluster import NAMESPACE, SLICE_CONTROLLER, Cluster, eventually
+from tests.operator.conftest import PROXY_SERVICE, FakeNotifier, StartOperator
 
 ATTACKER = "attacker-password-1"
 OWN = "own-password-1"
@@ -143,3 +148,67 @@ async def test_secrets_are_listed_and_watched_by_label_on_the_server(
     users = _requests(api, "auth.milvus.io/v1alpha1/milvususers")
     assert users, "MilvusUsers are watched"
     assert all("labelSelector" not in r.params for r in users)
+
+
+class _Cache(proxy_pb2_grpc.ProxyServicer):
+    """A proxy's internal cache service that records who called it."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def UpdateCredentialCache(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        self.calls.append(request.username)
+        return common_pb2.Status()
+
+    async def InvalidateCredentialCache(
+        self, request: Any, context: grpc.aio.ServicerContext
+    ) -> Any:
+        self.calls.append(request.username)
+        return common_pb2.Status()
+
+
+@pytest.fixture
+async def caches() -> AsyncIterator[list[tuple[_Cache, int]]]:
+    """Two in-process cache services on loopback ports: the real proxy and the forger's."""
+    started = []
+    for _ in range(2):
+        cache = _Cache()
+        server = grpc.aio.server()
+        proxy_pb2_grpc.add_ProxyServicer_to_server(cache, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        started.append((server, cache, port))
+    yield [(cache, port) for _, cache, port in started]
+    for server, _, _ in started:
+        await server.stop(None)
+
+
+async def test_a_forged_endpointslice_gets_no_cache_call(
+    api: kmock.KubernetesEmulator,
+    cluster: Cluster,
+    start_operator: StartOperator,
+    caches: list[tuple[_Cache, int]],
+) -> None:
+    (real, real_port), (forger, forged_port) = caches
+    cluster.add_slice("proxy-a", PROXY_SERVICE, "127.0.0.1", real_port, managed_by=SLICE_CONTROLLER)
+    # Same Service name label; no managed-by label, or another manager's.
+    cluster.add_slice("forged-1", PROXY_SERVICE, "127.0.0.1", forged_port, managed_by=None)
+    cluster.add_slice(
+        "forged-2", PROXY_SERVICE, "127.0.0.1", forged_port, managed_by="attacker.example.com"
+    )
+    await start_operator(internal_token="internal-token-1")  # the real ProxyNotifier
+    await cluster.put_secret("eve-password", OWN)
+    await cluster.create_user(
+        "eve", {"username": "eve", "passwordSecretRef": {"name": "eve-password"}}
+    )
+    await eventually(lambda: cluster.reason("eve") == "Applied")
+    assert cluster.status("eve")["proxies"]["summary"] == "1/1"
+    assert real.calls == ["eve"]
+    assert forger.calls == []
+    slice_lists = _requests(api, "discovery.k8s.io/v1/endpointslices")
+    assert slice_lists
+    for request in slice_lists:
+        assert request.params["labelSelector"] == (
+            f"kubernetes.io/service-name={PROXY_SERVICE},"
+            "endpointslice.kubernetes.io/managed-by=endpointslice-controller.k8s.io"
+        )
