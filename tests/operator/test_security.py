@@ -212,3 +212,18 @@ async def test_a_forged_endpointslice_gets_no_cache_call(
             f"kubernetes.io/service-name={PROXY_SERVICE},"
             "endpointslice.kubernetes.io/managed-by=endpointslice-controller.k8s.io"
         )
+
+
+async def test_an_invalid_secret_never_tells_the_passwords_length(
+    cluster: Cluster, start_operator: StartOperator, store: CredentialStore
+) -> None:
+    await start_operator(notifier=FakeNotifier())
+    await cluster.put_secret("short-password", "abc")
+    await cluster.create_user(
+        "fay", {"username": "fay", "passwordSecretRef": {"name": "short-password"}}
+    )
+    await eventually(lambda: cluster.reason("fay") == "InvalidSecret")
+    message = cluster.condition("fay")["message"]
+    assert message == "Secret short-password key password: invalid length"
+    await eventually(lambda: _events(cluster, "InvalidSecret") == [message], what="the event")
+    assert await store.get("fay") is None
