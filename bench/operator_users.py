@@ -34,6 +34,7 @@ from milvus_auth.operator.apply import Reconciler
 from milvus_auth.operator.config import OperatorConfig, ServiceRef
 from milvus_auth.operator.metrics import OperatorMetrics
 from milvus_auth.operator.notify import FanOut
+from milvus_auth.operator.permissions import Permissions
 from milvus_auth.operator.reconcile import Applied, UserSpec
 from milvus_auth.operator.runtime import OperatorRuntime
 from milvus_auth.store import ClaimStore, CredentialStore, Endpoint, EtcdSettings
@@ -99,6 +100,7 @@ def _reconciler(store: CredentialStore, kube: _Secrets, cost: int) -> Reconciler
         notifier=_NoProxies(),
         metrics=OperatorMetrics(),
         bcrypt_cost=cost,
+        permissions=Permissions(),
     )
 
 

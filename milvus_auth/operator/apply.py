@@ -1,5 +1,9 @@
 """Act on the decisions of `reconcile.py`: claim, read the Secret, write etcd, notify proxies.
 
+Nothing is claimed or written before the permission check: a MilvusUser outside the
+privileged namespaces that sets `allowRoot` or names a user that exists without a claim leaves
+etcd untouched.
+
 One `Reconciler` per operator. Reconciles of one resource are serialised by a lock, because
 kopf runs change handlers, the resync timer and deletion concurrently. bcrypt runs in a thread,
 so hashing for many users uses every core and never blocks the event loop.
@@ -23,6 +27,7 @@ from milvus_auth.core import (
 from milvus_auth.operator.kube import KubeClient, KubeError
 from milvus_auth.operator.metrics import OperatorMetrics
 from milvus_auth.operator.notify import FanOut, Notifier
+from milvus_auth.operator.permissions import Permissions
 from milvus_auth.operator.reconcile import (
     Applied,
     Removal,
@@ -32,10 +37,19 @@ from milvus_auth.operator.reconcile import (
     decide_notify,
     decide_removal,
     decide_write,
+    needed_privileges,
+    new_claim,
 )
 from milvus_auth.operator.secrets import PasswordProblem, SecretPassword, read_password
 from milvus_auth.operator.status import Outcome, Reason
-from milvus_auth.store import ClaimStore, CredentialStore, EtcdUnavailable, RevisionConflict
+from milvus_auth.store import (
+    ClaimStore,
+    CredentialStore,
+    EtcdUnavailable,
+    RevisionConflict,
+    StoredCredential,
+)
+from milvus_auth.store.claims import Origin
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +76,7 @@ class Reconciler:
         notifier: Notifier,
         metrics: OperatorMetrics,
         bcrypt_cost: int,
+        permissions: Permissions,
     ) -> None:
         self.store = store
         self.claims = claims
@@ -69,6 +84,7 @@ class Reconciler:
         self.notifier = notifier
         self.metrics = metrics
         self.bcrypt_cost = bcrypt_cost
+        self.permissions = permissions
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         # What this process applied last, per resource uid. kopf hands handlers the body of the
         # event that triggered them, whose status may predate this process's own last patch;
@@ -93,13 +109,23 @@ class Reconciler:
         if invalid is not None:
             return Outcome(Reason.INVALID_SPEC, invalid)
         try:
-            holder = await self.claims.claim(spec.username, spec.owner)
-            if holder != spec.owner:
+            claim = await self.claims.get(spec.username)
+            stored = await self.store.get(spec.username)
+            exists = stored is not None
+            needed = needed_privileges(spec, claim=claim, exists=exists)
+            refused = self.permissions.refusal(spec.namespace, needed)
+            if refused is not None:
+                return Outcome(Reason.NOT_PERMITTED, refused)
+            if claim is None:
+                claim = await self.claims.claim(spec.username, new_claim(spec, exists=exists))
+            if claim.owner != spec.owner:
                 return Outcome(
-                    Reason.CONFLICT, f"username {spec.username} is already managed by {holder}"
+                    Reason.CONFLICT, f"username {spec.username} is already managed by {claim.owner}"
                 )
             secret = await read_password(self.kube, spec)
-            return await self._apply(spec, applied, secret)
+            return await self._apply(spec, applied, secret, stored)
+        except UserExists:
+            return await self._lost_create(spec)
         except MalformedRecord as error:
             # Stock Milvus cannot read it either; a human decides (e.g. `milvus-auth users`).
             return Outcome(Reason.INVALID_RECORD, error.reason)
@@ -107,13 +133,29 @@ class Reconciler:
             return Outcome(Reason(problem.reason), problem.message)
         except EtcdUnavailable as error:
             return Outcome(Reason.ETCD_UNAVAILABLE, f"{error}; retrying")
-        except (RevisionConflict, UserExists):
+        except RevisionConflict:
             return Outcome(Reason.RECORD_CHANGED, "the record changed while writing; retrying")
         except KubeError as error:
             return Outcome(Reason.KUBERNETES_UNAVAILABLE, f"{error}; retrying")
 
-    async def _apply(self, spec: UserSpec, applied: Applied, secret: SecretPassword) -> Outcome:
-        stored = await self.store.get(spec.username)
+    async def _lost_create(self, spec: UserSpec) -> Outcome:
+        """Someone else made the user between our read and our create: our claim's "created"
+        is no longer true. Dropping it sends the next pass through the adoption rule."""
+        try:
+            claim = await self.claims.get(spec.username)
+            if claim is not None and claim.origin is Origin.CREATED:
+                await self.claims.release(spec.username, spec.owner)
+        except EtcdUnavailable as error:
+            return Outcome(Reason.ETCD_UNAVAILABLE, f"{error}; retrying")
+        return Outcome(Reason.RECORD_CHANGED, "the record changed while writing; retrying")
+
+    async def _apply(
+        self,
+        spec: UserSpec,
+        applied: Applied,
+        secret: SecretPassword,
+        stored: StoredCredential | None,
+    ) -> Outcome:
         write = decide_write(
             applied=applied,
             secret_version=secret.version,
@@ -198,31 +240,41 @@ class Reconciler:
         with self.metrics.bcrypt("verify"):
             return await asyncio.to_thread(verify_password, password, hashed)
 
-    async def remove(self, spec: UserSpec, applied: Applied) -> RemovalOutcome:
-        """Delete (or keep) the Milvus user when its MilvusUser goes; raises EtcdUnavailable."""
+    async def remove(
+        self, spec: UserSpec, applied: Applied, *, give_up: bool = False
+    ) -> RemovalOutcome:
+        """Delete (or keep) the Milvus user when its MilvusUser goes; raises EtcdUnavailable.
+
+        The claim is released once every proxy dropped the user, or when `give_up` (the
+        finalizer's last try) says to stop waiting for them: until then a retry still sees its
+        own claim and decides the same removal again.
+        """
         async with self._locks[spec.owner]:
             applied = self._applied.get(spec.uid, applied)
-            holder = await self.claims.owner_of(spec.username) if spec.username else None
-            removal = decide_removal(spec, applied, claim_holder=holder)
-            if removal is Removal.NOT_OWNED:
+            claim = await self.claims.get(spec.username) if spec.username else None
+            removal = decide_removal(spec, applied, claim=claim)
+            if removal in {Removal.NOT_OWNED, Removal.NOT_CLAIMED}:
                 return RemovalOutcome(removal, done=True, message=removal.value)
             if removal is Removal.DELETE and await self.store.delete(spec.username):
                 self.metrics.etcd_writes.labels("delete").inc()
                 log.info("deleted the record of %s", spec.username)
-            # Released before the proxies are told: the record is gone whatever they answer,
-            # and a finalizer that gives up on a proxy must not leave the username claimed.
-            await self.claims.release(spec.username, spec.owner)
-            proxies = None
+            outcome = RemovalOutcome(removal, done=True, message=removal.value)
             if removal is Removal.DELETE:
-                try:
-                    proxies = await self.notifier.invalidate(spec.username)
-                except KubeError as error:
-                    message = f"cannot list proxies: {error}"
-                    return RemovalOutcome(removal, done=False, message=message)
-                if not proxies.complete:
-                    message = f"{proxies.updated} of {proxies.total} proxies invalidated"
-                    return RemovalOutcome(removal, done=False, message=message, proxies=proxies)
+                outcome = await self._invalidate(removal, spec.username)
+            if not outcome.done and not give_up:
+                return outcome
+            await self.claims.release(spec.username, spec.owner)
         self._locks.pop(spec.owner, None)
         self._applied.pop(spec.uid, None)
         self.metrics.reconciles.labels("Deleted" if removal is Removal.DELETE else "Retained").inc()
+        return outcome
+
+    async def _invalidate(self, removal: Removal, username: str) -> RemovalOutcome:
+        try:
+            proxies = await self.notifier.invalidate(username)
+        except KubeError as error:
+            return RemovalOutcome(removal, done=False, message=f"cannot list proxies: {error}")
+        if not proxies.complete:
+            message = f"{proxies.updated} of {proxies.total} proxies invalidated"
+            return RemovalOutcome(removal, done=False, message=message, proxies=proxies)
         return RemovalOutcome(removal, done=True, message=removal.value, proxies=proxies)

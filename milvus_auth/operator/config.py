@@ -68,6 +68,9 @@ class OperatorConfig:
     """kopf peering name for hot standby; None runs standalone."""
     kubeconfig: str | None = None
     """An explicit kubeconfig file; None finds the cluster as kopf and kubectl do."""
+    privileged_namespaces: frozenset[str] = frozenset()
+    """Namespaces whose MilvusUsers may set allowRoot or adopt users the operator did not
+    create; by default the operator's own namespace (none outside a cluster)."""
 
 
 class _Namespaces(argparse.Action):
@@ -132,6 +135,19 @@ def add_arguments(
     option("--metrics-port", help="serve Prometheus metrics on this port", type=int)
     option("--peering", help="kopf peering name for hot standby (unset: standalone)")
     option(
+        "--privileged-namespaces",
+        help="comma-separated namespaces whose MilvusUsers may set allowRoot or adopt a Milvus "
+        "user the operator did not create (unset: the operator's own namespace, "
+        "--operator-namespace; empty: none)",
+        metavar="NS,...",
+    )
+    option(
+        "--operator-namespace",
+        help="the namespace the operator runs in (the chart passes it from the downward API); "
+        "the default privileged namespace",
+        metavar="NS",
+    )
+    option(
         "--kubeconfig",
         help="kubeconfig file (unset: in-cluster service account, then $KUBECONFIG, "
         "then ~/.kube/config)",
@@ -150,6 +166,12 @@ def build_config(args: argparse.Namespace) -> OperatorConfig:
         raise ConfigError("--resync-period and --proxy-timeout must be positive")
     if args.kubeconfig and not Path(args.kubeconfig).is_file():
         raise ConfigError(f"--kubeconfig {args.kubeconfig}: no such file")
+    privileged = args.privileged_namespaces
+    if privileged is None:
+        privileged = args.operator_namespace or ""
+    privileged_namespaces = parse_names(privileged)
+    if any(char in name for name in privileged_namespaces for char in "*?![]"):
+        raise ConfigError("--privileged-namespaces takes exact names, not patterns")
     token = read_secret_file(args.internal_token_file) if args.internal_token_file else None
     if token is not None and not token:
         raise ConfigError(f"{args.internal_token_file} is empty")
@@ -165,4 +187,5 @@ def build_config(args: argparse.Namespace) -> OperatorConfig:
         metrics_port=args.metrics_port,
         peering=args.peering or None,
         kubeconfig=args.kubeconfig or None,
+        privileged_namespaces=privileged_namespaces,
     )

@@ -2,9 +2,10 @@
 
 Create, resume and update share one reconcile (id `reconcile`); a timer re-checks every user
 each resync period; deletion sits behind the `auth.milvus.io/finalizer`. Secrets labelled
-`auth.milvus.io/watch: "true"` are watched with an event handler that never writes to the
-Secret: it marks the MilvusUsers using it (annotation `trigger.auth.milvus.io/secret-version`),
-which kopf sees as an update and reconciles at once.
+`auth.milvus.io/watch: "true"` (selected by the API server, not in the client) are watched
+with an event handler that never writes to the Secret: it marks the MilvusUsers using it
+(annotation `trigger.auth.milvus.io/secret-version`), which kopf sees as an update and
+reconciles at once.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 USERS = (GROUP, VERSION, PLURAL)
 # Not under `auth.milvus.io/`: kopf leaves its own storage prefix out of the diff it reacts to.
 TRIGGER_ANNOTATION = f"trigger.{GROUP}/secret-version"
+SECRET_SELECTOR = f"{WATCH_LABEL}=true"
 MAX_DELAY = 30.0
 # First retry delay per reason; it doubles on each retry up to MAX_DELAY.
 _BASE_DELAY = {
@@ -58,6 +60,9 @@ def configure(settings: kopf.OperatorSettings, runtime: OperatorRuntime) -> None
     settings.posting.level = logging.WARNING
     # Exact namespaces need no namespace listing (less RBAC); patterns are refused in config.
     settings.scanning.disabled = not runtime.config.all_namespaces
+    # The `labels=` filter of the Secret handler runs in the client: without a server-side
+    # selector the operator would list, watch and hold every Secret it may read.
+    settings.watching.label_selectors["v1", "secrets"] = SECRET_SELECTOR
     # Without a server-side timeout a silently dropped watch connection is never noticed.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
@@ -143,14 +148,16 @@ def _register_users(registry: kopf.OperatorRegistry, runtime: OperatorRuntime) -
     @kopf.on.delete(*USERS, id="remove", registry=registry)
     async def remove(body: kopf.Body, patch: kopf.Patch, retry: int, **_: Any) -> None:
         spec = UserSpec.from_body(body)
+        applied = Applied.from_status(body.get("status"))
+        give_up = retry >= _REMOVAL_RETRIES
         try:
-            result = await runtime.reconciler.remove(spec, Applied.from_status(body.get("status")))
+            result = await runtime.reconciler.remove(spec, applied, give_up=give_up)
         except EtcdUnavailable as error:
             message = f"deletion waits for etcd: {error}"
             _record(body, patch, Outcome(Reason.ETCD_UNAVAILABLE, message))
             delay = backoff(Reason.ETCD_UNAVAILABLE, retry)
             raise kopf.TemporaryError(message, delay=delay) from None
-        if not result.done and retry < _REMOVAL_RETRIES:
+        if not result.done and not give_up:
             raise kopf.TemporaryError(result.message, delay=backoff(Reason.PROXIES_PENDING, retry))
         if not result.done:
             kopf.event(

@@ -1,8 +1,10 @@
 """Push cache changes to every proxy: Milvus's own `UpdateCredentialCache` fan-out, concurrently.
 
 Proxies are the ready endpoints of the EndpointSlices of one Service (port named `internal`),
-so stock Milvus proxies (internal port 19529) and milvus-auth proxies are notified alike. The
-digest travels only in the RPC; it is never logged.
+so stock Milvus proxies (internal port 19529) and milvus-auth proxies are notified alike. Only
+slices made by Kubernetes' EndpointSlice controller count: anyone who may create an
+EndpointSlice can give it the Service's name label, and the calls carry the internal token and
+password digests. The digest travels only in the RPC; it is never logged.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from milvus_auth.protos import proxy_pb2, proxy_pb2_grpc
 log = logging.getLogger(__name__)
 INTERNAL_PORT_NAME = "internal"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
+CONTROLLER = "endpointslice-controller.k8s.io"
 
 
 @dataclass(frozen=True)
@@ -54,12 +58,16 @@ class Notifier(Protocol):
 
 
 def ready_endpoints(slices: list[JsonObject], service: ServiceRef) -> list[str]:
-    """`host:port` of every ready endpoint of the Service's `internal` port, sorted, unique."""
+    """`host:port` of every ready endpoint of the Service's `internal` port, sorted, unique;
+    only from slices the EndpointSlice controller manages for that Service."""
     found: set[str] = set()
     for item in slices:
         labels = (item.get("metadata") or {}).get("labels") or {}
+        # Checked here too: a server that ignores label selectors must not add other pods.
         if labels.get(SERVICE_NAME_LABEL) != service.name:
-            continue  # a server that ignores label selectors must not add other services' pods
+            continue
+        if labels.get(MANAGED_BY_LABEL) != CONTROLLER:
+            continue  # hand-made or another controller's: not proof the pods back the Service
         ports = [
             p.get("port") for p in item.get("ports") or [] if p.get("name") == INTERNAL_PORT_NAME
         ]
@@ -97,9 +105,8 @@ class ProxyNotifier:
         if self.service is None:
             return []
         path = f"/apis/discovery.k8s.io/v1/namespaces/{self.service.namespace}/endpointslices"
-        slices = await self.kube.list(
-            path, label_selector=f"{SERVICE_NAME_LABEL}={self.service.name}"
-        )
+        selector = f"{SERVICE_NAME_LABEL}={self.service.name},{MANAGED_BY_LABEL}={CONTROLLER}"
+        slices = await self.kube.list(path, label_selector=selector)
         return ready_endpoints(slices, self.service)
 
     async def update(self, username: str, digest: str, *, revision: int | None) -> FanOut:

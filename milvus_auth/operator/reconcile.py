@@ -4,7 +4,8 @@ Nothing here does I/O; `apply.py` gathers the inputs, calls these and performs t
 The rules (issue 4): write the etcd record only when the applied password version changed,
 the record is missing, or the record changed behind the operator's back (its revision differs
 and bcrypt says the password no longer matches); never delete root; skip deleting users the
-operator never wrote or that another MilvusUser owns.
+operator never wrote, did not create (adopted) or that another MilvusUser owns. Setting
+`allowRoot` and managing a user that existed before its claim are privileges (issue 10).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from milvus_auth.core import ROOT_USERNAME, CredentialError, validate_username
+from milvus_auth.operator.permissions import Privilege
+from milvus_auth.store.claims import Claim, Origin
 
 GROUP = "auth.milvus.io"
 VERSION = "v1alpha1"
@@ -136,6 +139,23 @@ def check_spec(spec: UserSpec) -> str | None:
     return None
 
 
+def needed_privileges(spec: UserSpec, *, claim: Claim | None, exists: bool) -> list[Privilege]:
+    """The privileges this reconcile asks for, given the username's claim and whether a record
+    exists: adopting means claiming a user that exists unclaimed, or keeping an adopted one."""
+    needed = []
+    if spec.allow_root:
+        needed.append(Privilege.ALLOW_ROOT)
+    adopting = exists if claim is None else claim.origin is Origin.ADOPTED
+    if adopting and (claim is None or claim.owner == spec.owner):
+        needed.append(Privilege.ADOPT_USER)
+    return needed
+
+
+def new_claim(spec: UserSpec, *, exists: bool) -> Claim:
+    """The claim to take on a username nobody holds: adopted when its record already exists."""
+    return Claim(spec.owner, Origin.ADOPTED if exists else Origin.CREATED)
+
+
 class Write(enum.Enum):
     """What to do with the etcd record."""
 
@@ -175,16 +195,26 @@ class Removal(enum.Enum):
     RETAIN = "deletionPolicy is Retain"
     NEVER_WRITTEN = "the operator never wrote this user"
     NOT_OWNED = "another MilvusUser owns this username"
+    NOT_CLAIMED = "this MilvusUser never claimed the username"
+    ADOPTED = "the user existed before the operator adopted it"
 
 
-def decide_removal(spec: UserSpec, applied: Applied, *, claim_holder: str | None) -> Removal:
-    """Whether deleting the resource deletes the Milvus user; only DELETE touches etcd."""
+def decide_removal(spec: UserSpec, applied: Applied, *, claim: Claim | None) -> Removal:
+    """Whether deleting the resource deletes the Milvus user; only DELETE touches etcd.
+
+    Only a user this MilvusUser's claim says the operator created is deleted: the status (which
+    a tenant might be able to write) alone never leads to a deletion.
+    """
     if spec.username == ROOT_USERNAME:
         return Removal.KEEP_ROOT
     if spec.deletion_policy is DeletionPolicy.RETAIN:
         return Removal.RETAIN
-    if claim_holder is not None and claim_holder != spec.owner:
+    if claim is None:
+        return Removal.NOT_CLAIMED
+    if claim.owner != spec.owner:
         return Removal.NOT_OWNED
+    if claim.origin is Origin.ADOPTED:
+        return Removal.ADOPTED
     if applied.record_revision is None:
         return Removal.NEVER_WRITTEN
     return Removal.DELETE

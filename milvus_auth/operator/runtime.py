@@ -11,6 +11,7 @@ from milvus_auth.operator.config import OperatorConfig
 from milvus_auth.operator.kube import KubeClient
 from milvus_auth.operator.metrics import OperatorMetrics
 from milvus_auth.operator.notify import Notifier, ProxyNotifier
+from milvus_auth.operator.permissions import Permissions
 from milvus_auth.store import ClaimStore, CredentialStore
 
 
@@ -54,6 +55,7 @@ class OperatorRuntime:
             notifier=notifier,
             metrics=self.metrics,
             bcrypt_cost=common.bcrypt_cost,
+            permissions=Permissions(self.config.privileged_namespaces),
         )
         if self.config.metrics_port is not None:
             self.metrics.serve(self.config.metrics_port)

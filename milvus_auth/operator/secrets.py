@@ -86,7 +86,9 @@ def _password_in(secret: JsonObject, spec: UserSpec) -> str:
         password = str(plain) if encoded is None else base64.b64decode(encoded).decode("utf-8")
         validate_password(password)
     except (binascii.Error, UnicodeDecodeError, ValueError, CredentialError) as error:
-        detail = error.reason if isinstance(error, CredentialError) else "not UTF-8 base64"
+        # Never the length itself: status and events are readable by more people than the
+        # Secret, and a length narrows a password down.
+        detail = "invalid length" if isinstance(error, CredentialError) else "not UTF-8 base64"
         raise PasswordProblem(
             "InvalidSecret",
             f"Secret {spec.effective_secret_name} key {key}: {detail}",

@@ -25,6 +25,7 @@ class Reason(enum.StrEnum):
     INVALID_SECRET = "InvalidSecret"  # noqa: S105  (a reason, not a password)
     INVALID_SPEC = "InvalidSpec"
     CONFLICT = "Conflict"
+    NOT_PERMITTED = "NotPermitted"
     ETCD_UNAVAILABLE = "EtcdUnavailable"
     RECORD_CHANGED = "RecordChanged"
     INVALID_RECORD = "InvalidRecord"
@@ -33,7 +34,13 @@ class Reason(enum.StrEnum):
 
 # Reasons that need a human: the operator stops retrying (until the spec or Secret changes).
 STALLED = frozenset(
-    {Reason.INVALID_SPEC, Reason.INVALID_SECRET, Reason.CONFLICT, Reason.INVALID_RECORD}
+    {
+        Reason.INVALID_SPEC,
+        Reason.INVALID_SECRET,
+        Reason.CONFLICT,
+        Reason.NOT_PERMITTED,
+        Reason.INVALID_RECORD,
+    }
 )
 
 

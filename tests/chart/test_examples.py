@@ -287,3 +287,39 @@ def test_argocd_health_check(obj: dict[str, Any], status: str, message: str) -> 
     got_status, got_message = health(obj)
     assert got_status == status
     assert message in got_message
+
+
+@pytest.mark.parametrize(
+    ("prefix", "username", "allowed"),
+    [
+        ("team_a_", "team_a_reports", True),
+        ("team_a_", "team_b_reports", False),
+        ("team_a_", "root", False),
+        ("team_a_", "bob", False),
+        ("team_b_", "team_b_etl", True),
+    ],
+)
+def test_multi_tenant_policy_keeps_usernames_in_their_namespace(
+    prefix: str, username: str, allowed: bool
+) -> None:
+    policy, binding = load_all(EXAMPLES / "multi-tenant" / "username-prefix-policy.yaml")
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+    (selected,) = binding["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"]
+    label = selected["key"]
+    namespace = {"metadata": {"name": "team", "labels": {label: prefix}}}
+    user = {"metadata": {"namespace": "team"}, "spec": {"username": username}}
+    environment = celpy.Environment()
+
+    def evaluate(expression: str, activation: dict[str, Any]) -> Any:
+        return environment.program(environment.compile(expression)).evaluate(activation)
+
+    (variable,) = policy["spec"]["variables"]
+    activation = {
+        "object": celpy.json_to_cel(user),
+        "namespaceObject": celpy.json_to_cel(namespace),
+    }
+    activation["variables"] = celpy.json_to_cel(
+        {"prefix": str(evaluate(variable["expression"], activation))}
+    )
+    (validation,) = policy["spec"]["validations"]
+    assert bool(evaluate(validation["expression"], activation)) is allowed

@@ -273,7 +273,10 @@ def add_endpoint_slice(
             "name": f"{service}-abcde",
             "namespace": namespace,
             "resourceVersion": "1",
-            "labels": {"kubernetes.io/service-name": service},
+            "labels": {
+                "kubernetes.io/service-name": service,
+                "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
+            },
         },
         "addressType": "IPv4",
         "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": True}}],

@@ -43,8 +43,8 @@ def test_default_install_creates_the_whole_system(default_release: Release) -> N
     assert kinds == {
         ("CustomResourceDefinition", "milvususers.auth.milvus.io"),
         ("ServiceAccount", "mauth-milvus-auth-operator"),
-        ("ClusterRole", "mauth-milvus-auth-operator"),
-        ("ClusterRoleBinding", "mauth-milvus-auth-operator"),
+        ("Role", "mauth-milvus-auth-operator"),
+        ("RoleBinding", "mauth-milvus-auth-operator"),
         ("Role", "mauth-milvus-auth-operator-proxies"),
         ("RoleBinding", "mauth-milvus-auth-operator-proxies"),
         ("Secret", "mauth-milvus-auth-internal-token"),
@@ -55,6 +55,7 @@ def test_default_install_creates_the_whole_system(default_release: Release) -> N
         ("Service", "mauth-milvus-auth-proxy-internal"),
         ("PodDisruptionBudget", "mauth-milvus-auth-proxy"),
         ("NetworkPolicy", "mauth-milvus-auth-proxy"),
+        ("NetworkPolicy", "mauth-milvus-auth-operator"),
     }
 
 
@@ -142,7 +143,8 @@ def test_operator_runs_alone_with_kopf_liveness(default_release: Release) -> Non
     (container,) = containers(operator)
     assert container["args"] == ["operator"]
     env = env_of(container)
-    assert env["MILVUS_AUTH_ALL_NAMESPACES"] == "true"
+    assert env["MILVUS_AUTH_NAMESPACE"] == "milvus"  # namespaced by default: the release's
+    assert "MILVUS_AUTH_ALL_NAMESPACES" not in env
     assert "MILVUS_AUTH_PEERING" not in env  # standalone
     assert env["MILVUS_AUTH_LIVENESS"] == "http://0.0.0.0:8080/healthz"
     probe = container["livenessProbe"]["httpGet"]
@@ -167,7 +169,7 @@ def test_operator_finds_proxies_through_the_internal_headless_service(
         {
             "apiGroups": ["discovery.k8s.io"],
             "resources": ["endpointslices"],
-            "verbs": ["get", "list", "watch"],
+            "verbs": ["list"],  # listed on every change, never watched or read by name
         }
     ]
 
@@ -193,7 +195,7 @@ def test_proxy_probes_use_grpc_health_on_the_internal_port(default_release: Rele
 
 
 def test_only_the_operator_reaches_the_internal_port(default_release: Release) -> None:
-    policy = default_release.one("NetworkPolicy")
+    policy = default_release.one("NetworkPolicy", "-proxy")
     proxy_labels = default_release.one("Deployment", "-proxy")["spec"]["template"]["metadata"]
     operator_labels = default_release.one("Deployment", "-operator")["spec"]["template"]["metadata"]
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= proxy_labels["labels"].items()
@@ -202,6 +204,32 @@ def test_only_the_operator_reaches_the_internal_port(default_release: Release) -
     (peer,) = rules["internal"]
     assert peer["podSelector"]["matchLabels"].items() <= operator_labels["labels"].items()
     assert "namespaceSelector" not in peer
+    assert rules["metrics"] == [{"podSelector": {}}]  # the release's namespace only
+
+
+def test_the_operator_pod_admits_only_probes_and_same_namespace_scrapes(
+    render: Render, default_release: Release
+) -> None:
+    policy = default_release.one("NetworkPolicy", "-operator")
+    operator = default_release.one("Deployment", "-operator")
+    labels = operator["spec"]["template"]["metadata"]["labels"]
+    assert policy["metadata"]["namespace"] == "milvus"
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    rules = {rule["ports"][0]["port"]: rule.get("from") for rule in policy["spec"]["ingress"]}
+    assert rules == {"health": None, "metrics": [{"podSelector": {}}]}
+    (container,) = containers(operator)
+    assert {port["name"] for port in container["ports"]} == set(rules)
+
+    prometheus = [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}]
+    release = render({"networkPolicy": {"metricsFrom": prometheus}})[0]
+    for suffix in ("-proxy", "-operator"):
+        ingress = release.one("NetworkPolicy", suffix)["spec"]["ingress"]
+        (metrics,) = [rule for rule in ingress if rule["ports"][0]["port"] == "metrics"]
+        assert metrics["from"] == prometheus
+    without_metrics = render({"metrics": {"enabled": False}})[0]
+    ingress = without_metrics.one("NetworkPolicy", "-operator")["spec"]["ingress"]
+    assert [rule["ports"][0]["port"] for rule in ingress] == ["health"]
 
 
 def test_generated_secrets_are_random_and_kept_on_upgrade(render: Render) -> None:
@@ -267,8 +295,34 @@ def test_namespaced_scope_grants_roles_only_in_watched_namespaces(render: Render
     assert release.find("NetworkPolicy") == []
 
 
-def test_cluster_scope_may_write_only_what_it_needs(default_release: Release) -> None:
-    rules = default_release.one("ClusterRole")["rules"]
+def test_operator_rbac_is_namespaced_by_default(default_release: Release) -> None:
+    assert default_release.find("ClusterRole") == []
+    assert default_release.find("ClusterRoleBinding") == []
+    role = default_release.one("Role", "-operator")
+    assert role["metadata"]["namespace"] == "milvus"
+    binding = default_release.one("RoleBinding", "-operator")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    (subject,) = binding["subjects"]
+    assert subject["namespace"] == "milvus"
+
+
+def test_privileged_namespaces_default_to_the_operators_own(render: Render) -> None:
+    (container,) = containers(render({})[0].one("Deployment", "-operator"))
+    env = {item["name"]: item for item in container["env"]}
+    assert env["MILVUS_AUTH_OPERATOR_NAMESPACE"]["valueFrom"] == {
+        "fieldRef": {"fieldPath": "metadata.namespace"}
+    }
+    assert "MILVUS_AUTH_PRIVILEGED_NAMESPACES" not in env
+    release = render({"operator": {"privilegedNamespaces": ["ops", "platform"]}})[0]
+    (container,) = containers(release.one("Deployment", "-operator"))
+    assert env_of(container)["MILVUS_AUTH_PRIVILEGED_NAMESPACES"] == "ops,platform"
+
+
+def test_cluster_scope_may_write_only_what_it_needs(render: Render) -> None:
+    release = render({"operator": {"scope": "cluster"}})[0]
+    (container,) = containers(release.one("Deployment", "-operator"))
+    assert env_of(container)["MILVUS_AUTH_ALL_NAMESPACES"] == "true"
+    rules = release.one("ClusterRole")["rules"]
     writes = {
         (group, resource, verb)
         for rule in rules
@@ -289,7 +343,7 @@ def test_cluster_scope_may_write_only_what_it_needs(default_release: Release) ->
 
 
 def test_peering_adds_its_rbac(render: Render) -> None:
-    release = render({"operator": {"peering": "milvus-auth"}})[0]
+    release = render({"operator": {"scope": "cluster", "peering": "milvus-auth"}})[0]
     (container,) = containers(release.one("Deployment", "-operator"))
     assert env_of(container)["MILVUS_AUTH_PEERING"] == "milvus-auth"
     rules = release.one("ClusterRole")["rules"]

@@ -21,6 +21,7 @@ from milvus_auth.store import (
     WatchRestored,
     watch_users,
 )
+from milvus_auth.store.claims import Claim, Origin
 from tests.harness.processes import EtcdServer, free_port
 
 HASH = "$2a$04$" + "a" * 53
@@ -136,12 +137,25 @@ async def test_fails_over_to_the_next_member(etcd: EtcdServer, layout: KeyLayout
 
 async def test_claims_first_owner_wins(store: CredentialStore, meta_root: str) -> None:
     claims = ClaimStore(store.connection, meta_root)
-    assert await claims.claim("alice", "ns/a") == "ns/a"
-    assert await claims.claim("alice", "ns/b") == "ns/a"
+    first = Claim("ns/a", Origin.ADOPTED)
+    assert await claims.claim("alice", first) == first
+    assert await claims.claim("alice", Claim("ns/b")) == first
     await claims.release("alice", "ns/b")
-    assert await claims.owner_of("alice") == "ns/a"
+    assert await claims.get("alice") == first
     await claims.release("alice", "ns/a")
-    assert await claims.owner_of("alice") is None
+    assert await claims.get("alice") is None
+
+
+async def test_a_legacy_plain_owner_claim_reads_as_created(
+    store: CredentialStore, meta_root: str
+) -> None:
+    claims = ClaimStore(store.connection, meta_root)
+    key = f"{claims.prefix}bob".encode()
+    await store.connection.call(lambda c: c.put(key, b"ns/old"))
+    assert await claims.get("bob") == Claim("ns/old", Origin.CREATED)
+    assert await claims.claim("bob", Claim("ns/new")) == Claim("ns/old", Origin.CREATED)
+    await claims.release("bob", "ns/old")
+    assert await claims.get("bob") is None
 
 
 async def _next(events: object, within: float = 15.0) -> object:

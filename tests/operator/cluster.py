@@ -26,6 +26,7 @@ NAMESPACE = "team"
 USERS = "auth.milvus.io/v1alpha1/milvususers"
 SECRETS = "v1/secrets"
 SLICES = "discovery.k8s.io/v1/endpointslices"
+SLICE_CONTROLLER = "endpointslice-controller.k8s.io"
 _VERBS = {"list", "watch", "get", "create", "patch", "update", "delete"}
 _MERGE = {"Content-Type": "application/merge-patch+json"}
 
@@ -229,14 +230,21 @@ class Cluster:
         ]
 
     def set_proxies(self, service: str, addresses: list[tuple[str, int]]) -> None:
-        """The Service's EndpointSlices, one per proxy (loopback proxies differ only by port)."""
+        """The Service's EndpointSlices, one per proxy (loopback proxies differ only by port),
+        as Kubernetes' EndpointSlice controller makes them."""
         for key in [k for k in self.api.objects if k[0] == kmock.resource(SLICES)]:
             del self.api.objects[key]
         for index, (host, port) in enumerate(addresses):
-            endpoint = {"addresses": [host], "conditions": {"ready": True}}
-            self._slice(f"{service}-{index}", service, [endpoint], port)
+            self.add_slice(f"{service}-{index}", service, host, port, managed_by=SLICE_CONTROLLER)
 
-    def _slice(self, name: str, service: str, endpoints: list[Any], port: int) -> None:
+    def add_slice(
+        self, name: str, service: str, host: str, port: int, *, managed_by: str | None
+    ) -> None:
+        """One EndpointSlice with one ready endpoint, labelled for `service`."""
+        labels = {"kubernetes.io/service-name": service}
+        if managed_by is not None:
+            labels["endpointslice.kubernetes.io/managed-by"] = managed_by
+        endpoints = [{"addresses": [host], "conditions": {"ready": True}}]
         self.api.objects[kmock.resource(SLICES), NAMESPACE, name] = {
             "apiVersion": "discovery.k8s.io/v1",
             "kind": "EndpointSlice",
@@ -244,7 +252,7 @@ class Cluster:
                 "name": name,
                 "namespace": NAMESPACE,
                 "resourceVersion": self._version(),
-                "labels": {"kubernetes.io/service-name": service},
+                "labels": labels,
             },
             "addressType": "IPv4",
             "endpoints": endpoints,

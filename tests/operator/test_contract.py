@@ -6,7 +6,7 @@ import pytest
 
 from milvus_auth.core import CredentialRecord, cache_digest, verify_password
 from milvus_auth.store import CredentialStore
-from tests.operator.cluster import Cluster, eventually
+from tests.operator.cluster import NAMESPACE, Cluster, eventually
 from tests.operator.conftest import FakeNotifier, StartOperator
 
 PASSWORD = "first-password-1"
@@ -129,7 +129,7 @@ async def test_invalid_spec_stalls_and_writes_nothing(
 async def test_root_with_allow_root_sets_roots_password(
     cluster: Cluster, start_operator: StartOperator, store: CredentialStore
 ) -> None:
-    await start_operator(notifier=FakeNotifier())
+    await start_operator(notifier=FakeNotifier(), privileged_namespaces=frozenset({NAMESPACE}))
     await cluster.put_secret("root-password", PASSWORD)
     await cluster.create_user(
         "root", {"username": "root", "allowRoot": True, **_ref("root-password")}
@@ -212,7 +212,7 @@ async def test_deleting_a_never_written_user_touches_nothing(
     await start_operator(notifier=notifier)
     await store.create(CredentialRecord("hank", "$2a$04$" + "a" * 53))  # made with pymilvus
     await cluster.create_user("hank", {"username": "hank", **_ref("missing")})
-    await eventually(lambda: cluster.reason("hank") == "SecretNotFound")
+    await eventually(lambda: cluster.reason("hank") == "NotPermitted")
     await cluster.delete_user("hank")
     await eventually(lambda: cluster.user("hank") is None)
     assert await store.get("hank") is not None

@@ -49,6 +49,30 @@ def test_environment_then_flags_win() -> None:
     assert flags.resync_period == 5.0
 
 
+@pytest.mark.parametrize(
+    ("argv", "environ", "expected"),
+    [
+        ([], {}, frozenset()),  # outside a cluster: none unless given
+        ([], {"MILVUS_AUTH_OPERATOR_NAMESPACE": "milvus"}, {"milvus"}),  # the downward API
+        (["--privileged-namespaces", "ops,platform"], {}, {"ops", "platform"}),
+        (
+            [],
+            {
+                "MILVUS_AUTH_OPERATOR_NAMESPACE": "milvus",
+                "MILVUS_AUTH_PRIVILEGED_NAMESPACES": "ops",
+            },
+            {"ops"},
+        ),
+        (["--privileged-namespaces", ""], {"MILVUS_AUTH_OPERATOR_NAMESPACE": "milvus"}, set()),
+    ],
+)
+def test_privileged_namespaces_default_to_the_operators_own(
+    argv: list[str], environ: dict[str, str], expected: set[str]
+) -> None:
+    config = build_config(parse(["--namespace", "a", *argv], environ))
+    assert config.privileged_namespaces == expected
+
+
 def test_all_namespaces() -> None:
     config = build_config(parse(["--all-namespaces", "true"]))
     assert config.all_namespaces
@@ -62,6 +86,7 @@ def test_all_namespaces() -> None:
         (["--namespace", "a", "--all-namespaces", "true"], "either --namespace"),
         (["--namespace", "team-*"], "exact names"),
         (["--namespace", "a", "--resync-period", "0"], "must be positive"),
+        (["--namespace", "a", "--privileged-namespaces", "ops-*"], "exact names"),
     ],
 )
 def test_refused_combinations(argv: list[str], message: str) -> None:

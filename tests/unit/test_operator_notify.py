@@ -18,11 +18,17 @@ from milvus_auth.protos import proxy_pb2_grpc
 SERVICE = ServiceRef("milvus", "proxy-internal")
 
 
+CONTROLLER = {"endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}
+
+
 def _slice(
-    service: str, endpoints: list[dict[str, Any]], port_name: str = "internal"
+    service: str,
+    endpoints: list[dict[str, Any]],
+    port_name: str = "internal",
+    managed_by: dict[str, str] = CONTROLLER,
 ) -> dict[str, Any]:
     return {
-        "metadata": {"labels": {"kubernetes.io/service-name": service}},
+        "metadata": {"labels": {"kubernetes.io/service-name": service, **managed_by}},
         "endpoints": endpoints,
         "ports": [{"name": port_name, "port": 19529}, {"name": "grpc", "port": 19530}],
     }
@@ -42,6 +48,13 @@ def test_ready_endpoints_of_the_internal_port_only() -> None:
         _slice("proxy-internal", [{"addresses": ["10.0.0.1"]}]),  # duplicates collapse
         _slice("other-service", [{"addresses": ["10.0.0.9"]}]),
         _slice("proxy-internal", [{"addresses": ["10.0.0.5"]}], port_name="metrics"),
+        # forged: the Service's name label, but not made by Kubernetes' EndpointSlice controller
+        _slice("proxy-internal", [{"addresses": ["10.0.0.6"]}], managed_by={}),
+        _slice(
+            "proxy-internal",
+            [{"addresses": ["10.0.0.7"]}],
+            managed_by={"endpointslice.kubernetes.io/managed-by": "someone.example.com"},
+        ),
     ]
     assert ready_endpoints(slices, SERVICE) == [
         "10.0.0.1:19529",
@@ -79,10 +92,15 @@ class _Slices:
 
     async def list(self, path: str, *, label_selector: str | None = None) -> list[dict[str, Any]]:
         assert path == "/apis/discovery.k8s.io/v1/namespaces/milvus/endpointslices"
-        assert label_selector == "kubernetes.io/service-name=proxy-internal"
+        assert label_selector == (
+            "kubernetes.io/service-name=proxy-internal,"
+            "endpointslice.kubernetes.io/managed-by=endpointslice-controller.k8s.io"
+        )
         return [
             {
-                "metadata": {"labels": {"kubernetes.io/service-name": "proxy-internal"}},
+                "metadata": {
+                    "labels": {"kubernetes.io/service-name": "proxy-internal", **CONTROLLER}
+                },
                 "endpoints": [{"addresses": ["127.0.0.1"]}],
                 "ports": [{"name": "internal", "port": port}],
             }

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from milvus_auth.operator.permissions import Permissions, Privilege
 from milvus_auth.operator.reconcile import (
     Applied,
     DeletionPolicy,
@@ -16,7 +17,10 @@ from milvus_auth.operator.reconcile import (
     decide_notify,
     decide_removal,
     decide_write,
+    needed_privileges,
+    new_claim,
 )
+from milvus_auth.store.claims import Claim, Origin
 
 V1, V2 = "uid-1/10", "uid-1/11"
 
@@ -66,21 +70,68 @@ def test_decide_notify(wrote: bool, ready: bool, expected: bool) -> None:
     assert decide_notify(wrote=wrote, applied=Applied(V1, 5, ready=ready)) is expected
 
 
+MINE, ADOPTED = Claim("ns/mu"), Claim("ns/mu", Origin.ADOPTED)
+
+
 @pytest.mark.parametrize(
-    ("spec", "applied", "holder", "expected"),
+    ("spec", "applied", "claim", "expected"),
     [
-        ({}, Applied(V1, 5), "ns/mu", Removal.DELETE),
-        ({}, Applied(V1, 5), None, Removal.DELETE),
-        ({"deletionPolicy": "Retain"}, Applied(V1, 5), "ns/mu", Removal.RETAIN),
-        ({"username": "root", "allowRoot": True}, Applied(V1, 5), "ns/mu", Removal.KEEP_ROOT),
-        ({}, Applied(), "ns/mu", Removal.NEVER_WRITTEN),
-        ({}, Applied(V1, 5), "ns/other", Removal.NOT_OWNED),
+        ({}, Applied(V1, 5), MINE, Removal.DELETE),
+        # no claim: the status alone (a tenant may be able to write it) never deletes
+        ({}, Applied(V1, 5), None, Removal.NOT_CLAIMED),
+        ({"deletionPolicy": "Retain"}, Applied(V1, 5), MINE, Removal.RETAIN),
+        ({"username": "root", "allowRoot": True}, Applied(V1, 5), MINE, Removal.KEEP_ROOT),
+        ({}, Applied(), MINE, Removal.NEVER_WRITTEN),
+        ({}, Applied(V1, 5), Claim("ns/other"), Removal.NOT_OWNED),
+        ({}, Applied(V1, 5), ADOPTED, Removal.ADOPTED),
     ],
 )
 def test_decide_removal(
-    spec: dict[str, Any], applied: Applied, holder: str | None, expected: Removal
+    spec: dict[str, Any], applied: Applied, claim: Claim | None, expected: Removal
 ) -> None:
-    assert decide_removal(_spec(**spec), applied, claim_holder=holder) is expected
+    assert decide_removal(_spec(**spec), applied, claim=claim) is expected
+
+
+@pytest.mark.parametrize(
+    ("spec", "claim", "exists", "expected"),
+    [
+        ({}, None, False, []),
+        ({}, MINE, True, []),  # the operator created it: no privilege needed
+        ({}, None, True, [Privilege.ADOPT_USER]),  # exists unclaimed: adopting
+        ({}, ADOPTED, True, [Privilege.ADOPT_USER]),  # keeping an adopted user
+        ({}, Claim("ns/other", Origin.ADOPTED), True, []),  # someone else's: a Conflict
+        ({"allowRoot": True}, MINE, True, [Privilege.ALLOW_ROOT]),
+        (
+            {"username": "root", "allowRoot": True},
+            None,
+            True,
+            [Privilege.ALLOW_ROOT, Privilege.ADOPT_USER],
+        ),
+    ],
+)
+def test_needed_privileges(
+    spec: dict[str, Any], claim: Claim | None, exists: bool, expected: list[Privilege]
+) -> None:
+    assert needed_privileges(_spec(**spec), claim=claim, exists=exists) == expected
+
+
+def test_new_claims_remember_whether_the_user_existed() -> None:
+    assert new_claim(_spec(), exists=False) == Claim("ns/mu", Origin.CREATED)
+    assert new_claim(_spec(), exists=True) == Claim("ns/mu", Origin.ADOPTED)
+
+
+def test_permissions_refuse_outside_privileged_namespaces_and_name_the_rule() -> None:
+    permissions = Permissions(frozenset({"ops"}))
+    both = [Privilege.ALLOW_ROOT, Privilege.ADOPT_USER]
+    assert permissions.refusal("ops", both) is None
+    assert permissions.refusal("team", []) is None
+    refused = permissions.refusal("team", both)
+    assert refused == (
+        "only resources in a privileged namespace (--privileged-namespaces of the operator) "
+        "may set spec.allowRoot or manage a Milvus user that the operator did not create; "
+        "namespace team is not privileged"
+    )
+    assert Permissions().refusal("ops", [Privilege.ALLOW_ROOT]) is not None
 
 
 @pytest.mark.parametrize(

@@ -95,6 +95,15 @@
 - name: MILVUS_AUTH_NAMESPACE
   value: {{ include "milvus-auth.operator.namespaces" . | fromJsonArray | join "," | quote }}
 {{- end }}
+# The default privileged namespace: the operator's own, from the downward API.
+- name: MILVUS_AUTH_OPERATOR_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+{{- with $o.privilegedNamespaces }}
+- name: MILVUS_AUTH_PRIVILEGED_NAMESPACES
+  value: {{ join "," . | quote }}
+{{- end }}
 - name: MILVUS_AUTH_PROXY_SERVICE
   value: {{ default (printf "%s/%s" .Release.Namespace (include "milvus-auth.proxy.internalService" .)) $o.proxyService | quote }}
 - name: MILVUS_AUTH_RESYNC_PERIOD

@@ -166,13 +166,16 @@ prometheus.io/path: /metrics
 - apiGroups: [auth.milvus.io]
   resources: [milvususers/finalizers]
   verbs: [update]
-# Password Secrets are read live and watched (only labelled ones trigger reconciles).
+# Password Secrets are read live by name, and watched: the watch asks the API server for
+# Secrets labelled auth.milvus.io/watch=true only, but RBAC cannot narrow by label, and the
+# names are the users' choice, so these verbs cover every Secret of the namespace.
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, list, watch]
 {{- if .Values.operator.generatedSecrets }}
-# RBAC cannot limit create by name: the operator only writes <name>-milvus-credentials
-# Secrets that it owns (owner reference to the MilvusUser) and never touches others.
+# RBAC cannot limit create by name, and patch only by names known at install time, which
+# generated ones are not: the operator only writes <name>-milvus-credentials Secrets that it
+# owns (owner reference to the MilvusUser) and never touches others.
 - apiGroups: [""]
   resources: [secrets]
   verbs: [create, patch]
