@@ -7,7 +7,7 @@ PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.1
 	$$p -c 'import sys' >/dev/null 2>&1 && { echo $$p; break; }; done)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test run lint typecheck unit bench etcd protos clean
+.PHONY: test run lint typecheck unit bench etcd protos privileges clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ bench: $(BIN)/.installed
 # Regenerate milvus_auth/protos/proxy_pb2*.py(i) from proxy.proto (commit the result).
 protos: $(BIN)/.installed
 	$(BIN)/python -m milvus_auth.protos.generate
+
+# Regenerate milvus_auth/core/privilege_table.py from pymilvus's protos (commit the result).
+privileges: $(BIN)/.installed
+	$(BIN)/python -m milvus_auth.protos.generate_privileges
 
 clean:
 	rm -rf $(VENV) .run .mypy_cache .pytest_cache .ruff_cache
