@@ -8,11 +8,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from milvus_auth.core.errors import RbacError
 from milvus_auth.core.layout import DEFAULT_META_ROOT
-from milvus_auth.core.privileges import ObjectType, parse_object_type
+from milvus_auth.core.privileges import (
+    ANY,
+    ObjectType,
+    metastore_name,
+    object_type_for,
+    parse_object_type,
+    stored_name,
+    validate_v1,
+    validate_v2,
+)
 
 DEFAULT_DB = "default"
 
@@ -84,6 +94,49 @@ class GrantTarget:
         """The casbin policy granting `stored_privilege` on this target."""
         resource = policy_object(self.object_type, self.database, self.name)
         return Policy(self.role, resource, stored_privilege)
+
+
+@dataclass(frozen=True)
+class PlannedGrant:
+    """A validated grant or revoke: the target and the privilege name to store."""
+
+    target: GrantTarget
+    privilege: str
+
+
+def plan_v1(
+    role: str,
+    privilege: str,
+    *,
+    object_type: str,
+    object_name: str,
+    database: str,
+    custom_groups: Collection[str],
+) -> PlannedGrant:
+    """OperatePrivilege v1: the object type is the caller's and must allow the privilege; a
+    Global grant (other than a built-in group) is always on `*`."""
+    parsed = parse_object_type(object_type)
+    validate_v1(privilege, parsed, custom_groups)
+    builtin_group = (metastore_name(privilege) or "").startswith("PrivilegeGroup")
+    if parsed is ObjectType.GLOBAL and not builtin_group:
+        object_name = ANY
+    target = GrantTarget(role, parsed, database or DEFAULT_DB, object_name)
+    return PlannedGrant(target, stored_name(privilege, custom_groups))
+
+
+def plan_v2(
+    role: str,
+    privilege: str,
+    *,
+    database: str,
+    collection: str,
+    custom_groups: Mapping[str, Sequence[str]],
+) -> PlannedGrant:
+    """OperatePrivilege v2 (OperatePrivilegeV2): any privilege or group whose level fits the
+    database and collection; the object type stored is the privilege's (`GetObjectType`)."""
+    validate_v2(privilege, database=database, collection=collection, custom_groups=custom_groups)
+    target = GrantTarget(role, object_type_for(privilege), database or DEFAULT_DB, collection)
+    return PlannedGrant(target, stored_name(privilege, custom_groups))
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+from milvus_auth.core.credentials import ROOT_USERNAME
 from milvus_auth.core.errors import InvalidParameter, PrivilegeNotPermitted, RbacError
 
 ADMIN_ROLE = "admin"
@@ -20,33 +21,44 @@ _LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _DIGITS = frozenset("0123456789")
 
 
-def validate_role_name(raw: str) -> str:
-    """Return the trimmed role name, or raise `InvalidParameter` with Milvus's reason.
+def validate_name(raw: str, kind: str = "role name") -> str:
+    """Return the trimmed name, or raise `InvalidParameter` with Milvus's reason.
 
     Milvus checks bytes: a letter or `_` first, then letters, digits, `_` and `$`, at most 255.
+    `kind` names the thing in the message (`role name`, `object name`, ...), as Milvus does.
     """
     name = raw.strip()
     if not name:
-        raise InvalidParameter("role name should be not empty", "expected=not empty][actual=")
+        raise InvalidParameter(f"{kind} should be not empty", "expected=not empty][actual=")
     data = name.encode()
     if len(data) > MAX_NAME_LENGTH:
         raise InvalidParameter(
-            "the length of role name must be not greater than limit",
+            f"the length of {kind} must be not greater than limit",
             f"{len(data)} out of range 0 <= value <= {MAX_NAME_LENGTH}",
         )
     if chr(data[0]) not in _LETTERS and data[0] != ord("_"):
         raise InvalidParameter(
-            "the first character of role name must be an underscore or letter",
+            f"the first character of {kind} must be an underscore or letter",
             f"expected={ord('_')}][actual={data[0]}",
         )
     for index, byte in enumerate(data[1:], start=1):
         char = chr(byte)  # Go's %c of one byte of a multi-byte character
         if char not in _LETTERS and char not in _DIGITS and char not in "_$":
             raise InvalidParameter(
-                "role name can only contain numbers, letters, dollars and underscores, "
+                f"{kind} can only contain numbers, letters, dollars and underscores, "
                 f"found {char} at {index}"
             )
     return name
+
+
+def validate_role_name(raw: str) -> str:
+    """`ValidateRoleName`."""
+    return validate_name(raw, "role name")
+
+
+def validate_object_name(raw: str) -> str:
+    """`ValidateObjectName`: `*` or a valid name."""
+    return raw if raw == "*" else validate_name(raw, "object name")
 
 
 def ensure_managed(role: str) -> None:
@@ -105,3 +117,10 @@ def parse_cache_refresh(op_type: int, op_key: str) -> CacheRefresh:
     if op is not CacheOp.REFRESH and not op_key:
         raise RbacError(f"empty op key, op_type: {op_type}")
     return CacheRefresh(op, op_key)
+
+
+def ensure_managed_binding(user: str, role: str) -> None:
+    """Root's roles are Milvus's business (root bypasses RBAC); so are the default roles."""
+    if user == ROOT_USERNAME:
+        raise PrivilegeNotPermitted("the roles of root are not managed by milvus-auth")
+    ensure_managed(role)
