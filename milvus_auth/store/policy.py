@@ -145,12 +145,14 @@ class PolicyStore:
             raise RoleExists(role)
 
     async def drop_role(self, role: str, *, force: bool = False) -> None:
-        """Delete a role with its bindings and grants (Milvus's DropRole + DeleteGrant).
+        """Delete a role and its bindings, as Milvus's DropRole does.
 
-        Without `force`, a role that still grants a privilege is refused (`RoleHasGrants`).
-        The first transaction holds the role key, its grant keys and the bindings it read, and
-        commits only if none of them changed since the read; more than etcd's 128 operations
-        per transaction continue in further batches, as Milvus's own batched deletes do.
+        Without `force`, a role that still grants a privilege is refused (`RoleHasGrants`) and
+        the grant keys emptied by earlier revokes stay, exactly as a stock RootCoord leaves
+        them (2.3 and 2.6 alike; checked against the real server). With `force`, its grant keys
+        and their grantee-id entries go too (DeleteGrant). The first transaction commits only
+        if no binding or grant changed since the read; beyond etcd's 128 operations per
+        transaction the remaining bindings go in further batches, as Milvus batches them.
         """
 
         async def attempt() -> bool:
@@ -159,18 +161,20 @@ class PolicyStore:
                 raise RoleNotFound(role)
             if snapshot.grants_of(role) and not force:
                 raise RoleHasGrants(role)
-            revision = snapshot.revision
-            grants_start, grants_end = _range(f"{self.layout.grants_prefix}{role}/")
-            _, (grant_keys,) = await self._read([(grants_start, grants_end)])
-            ids = sorted({value.decode() for _, value in grant_keys})
+            grants = _range(f"{self.layout.grants_prefix}{role}/")
             role_key = self.layout.role_key(role).encode()
             compare = [
                 _T.Version(role_key) > 0,
-                _T.Mod(grants_start, grants_end) < revision + 1,
-                _T.Mod(*_range(self.layout.mappings_prefix)) < revision + 1,
+                _T.Mod(*grants) < snapshot.revision + 1,
+                _T.Mod(*_range(self.layout.grantee_ids_prefix)) < snapshot.revision + 1,
+                _T.Mod(*_range(self.layout.mappings_prefix)) < snapshot.revision + 1,
             ]
-            ops: list[object] = [_T.Delete(role_key), _T.Delete(grants_start, grants_end)]
-            ops += [_T.Delete(*_range(f"{self.layout.grantee_ids_prefix}{i}/")) for i in ids]
+            ops: list[object] = [_T.Delete(role_key)]
+            if force:
+                _, (grant_keys,) = await self._read([grants])
+                ids = sorted({value.decode() for _, value in grant_keys})
+                ops.append(_T.Delete(*grants))
+                ops += [_T.Delete(*_range(f"{self.layout.grantee_ids_prefix}{i}/")) for i in ids]
             ops += [
                 _T.Delete(self.layout.mapping_key(user, role).encode())
                 for user in sorted(snapshot.users_of(role))
