@@ -10,14 +10,12 @@ unavailable.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from milvus_auth.config import ConfigError, add_common_arguments, common_settings
+from milvus_auth.config import add_common_arguments, common_settings
 from milvus_auth.core.credentials import validate_username
-from milvus_auth.core.errors import MilvusError, RoleNotFound
+from milvus_auth.core.errors import RoleNotFound
 from milvus_auth.core.grants import PlannedGrant, RbacLayout, plan_v1, plan_v2
 from milvus_auth.core.privileges import api_name
 from milvus_auth.core.roles import (
@@ -27,11 +25,8 @@ from milvus_auth.core.roles import (
     validate_role_name,
 )
 from milvus_auth.core.snapshot import PolicySnapshot
-from milvus_auth.store import EtcdUnavailable, PolicyStore, RevisionConflict
-
-EXIT_OK = 0
-EXIT_USER_ERROR = 1
-EXIT_ETCD_UNAVAILABLE = 2
+from milvus_auth.exits import run_to_exit_code
+from milvus_auth.store import PolicyStore
 
 Action = Callable[[PolicyStore, argparse.Namespace], Awaitable[None]]
 
@@ -84,21 +79,7 @@ def _execute(run: Action, args: argparse.Namespace) -> int:
         async with PolicyStore(settings.etcd, RbacLayout(settings.layout.meta_root)) as store:
             await run(store, args)
 
-    try:
-        asyncio.run(body())
-    except MilvusError as error:
-        print(f"milvus-auth: {error.reason}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except ConfigError as error:
-        print(f"milvus-auth: {error}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except RevisionConflict:
-        print("milvus-auth: the role changed while this ran; try again", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except EtcdUnavailable as error:
-        print(f"milvus-auth: {error}", file=sys.stderr)
-        return EXIT_ETCD_UNAVAILABLE
-    return EXIT_OK
+    return run_to_exit_code(body, what="role")
 
 
 async def _list(store: PolicyStore, _: argparse.Namespace) -> None:

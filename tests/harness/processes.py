@@ -7,6 +7,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -119,6 +120,14 @@ class ServerProcess:
     def log(self) -> str:
         """The whole log so far."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def venv_script(name: str) -> str:
+    """A console script installed next to this interpreter (the project's .venv)."""
+    found = Path(sys.executable).parent / name
+    if not found.exists():
+        raise RuntimeError(f"no {name} at {found}: run `make test` (it installs .[dev])")
+    return str(found)
 
 
 def etcd_binary() -> str:

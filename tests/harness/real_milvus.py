@@ -17,7 +17,6 @@ import contextlib
 import fcntl
 import os
 import signal
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,19 +26,17 @@ import grpc
 import pytest
 
 from milvus_auth.protos import proxy_pb2, proxy_pb2_grpc
-from tests.harness.processes import EtcdServer, ServerProcess, free_port, port_open
+from tests.harness.processes import (
+    EtcdServer,
+    ServerProcess,
+    free_port,
+    port_open,
+    venv_script,
+)
 
 ROOT_PASSWORD = "Milvus"  # Milvus's default root password (a test server)
 LOCK_PATH = Path("/tmp/milvus-auth-real-milvus.lock")  # machine-wide on purpose
 START_TIMEOUT = 90.0
-
-
-def milvus_server_binary() -> str:
-    """The `milvus-server` script installed next to this interpreter (the project's .venv)."""
-    found = Path(sys.executable).parent / "milvus-server"
-    if not found.exists():
-        raise RuntimeError(f"no milvus-server at {found}: run `make test` (it installs .[dev])")
-    return str(found)
 
 
 class RealMilvus(ServerProcess):
@@ -59,7 +56,7 @@ class RealMilvus(ServerProcess):
         super().__init__(
             "milvus-server",
             [
-                milvus_server_binary(),
+                venv_script("milvus-server"),
                 *("--data", str(workdir / "milvus")),
                 *("--authorization-enabled", "true"),
                 *("--proxy-port", str(self.port)),

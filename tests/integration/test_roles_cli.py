@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
 
@@ -11,31 +10,14 @@ from milvus_auth.core import CredentialRecord
 from milvus_auth.core.grants import RbacLayout
 from milvus_auth.core.groups import PrivilegeGroup
 from milvus_auth.store import CredentialStore, EtcdSettings, PolicyStore
+from tests.harness.cli import run_cli
 from tests.harness.processes import EtcdServer, free_port
 
 HASH = "$2a$04$" + "a" * 53
 
 
 def run(args: list[str], *, etcd: str, meta_root: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "milvus_auth.cli",
-            "roles",
-            *args,
-            "--etcd-endpoints",
-            etcd,
-            "--meta-root",
-            meta_root,
-            "--etcd-timeout",
-            "2",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_cli(["roles", *args], etcd=etcd, meta_root=meta_root)
 
 
 @pytest.fixture
