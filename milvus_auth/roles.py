@@ -63,9 +63,8 @@ def _grant_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("privilege", help="API name (Search, CollectionReadOnly, a group, *)")
     parser.add_argument(
         "--object-type",
-        choices=["Global", "Collection", "User"],
-        help="v1 semantics (OperatePrivilege): the object type; without it, v2 semantics "
-        "(OperatePrivilegeV2): the type follows the privilege and groups are allowed",
+        help="Global, Collection or User, for v1 semantics (OperatePrivilege); without it, v2 "
+        "semantics (OperatePrivilegeV2): the type follows the privilege, groups are allowed",
     )
     parser.add_argument("--object-name", default="*", help="collection or user name, or *")
     parser.add_argument("--database", default="default", help="database name, or *")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from pymilvus import MilvusClient
+from pymilvus import MilvusClient, MilvusException
 
 from milvus_auth.cli import main
 from milvus_auth.core.grants import RbacLayout
@@ -189,3 +189,82 @@ def test_records_written_by_milvus_auth_are_enforced(
     finally:
         eve.close()
         root_client.drop_collection(collection)
+
+
+# (what pymilvus asks the real Milvus, what milvus-auth is asked, how the texts compare):
+# "same" = identical; "2.6" = milvus-auth follows 2.6, whose text extends 2.3's.
+_REFUSALS: list[tuple[Callable[[MilvusClient], object], tuple[str, ...], str]] = [
+    (lambda c: c.create_role("1bad"), ("create", "1bad"), "same"),
+    (lambda c: c.create_role("a-b"), ("create", "a-b"), "same"),
+    (lambda c: c.create_role("r_x"), ("create", "r_x"), "same"),  # exists already
+    (lambda c: c.drop_role("ghost"), ("delete", "ghost"), "same"),
+    (lambda c: c.drop_role("admin"), ("delete", "admin"), "same"),
+    (lambda c: c.drop_role("r_x"), ("delete", "r_x"), "same"),  # still grants Search
+    (lambda c: c.grant_privilege("ghost", "Collection", "Search", "*"),
+     ("grant", "ghost", "Search", "--object-type", "Collection"), "same"),
+    (lambda c: c.grant_privilege("r_x", "Database", "Search", "*"),
+     ("grant", "r_x", "Search", "--object-type", "Database"), "same"),
+    (lambda c: c.grant_privilege("r_x", "Global", "Search", "*"),
+     ("grant", "r_x", "Search", "--object-type", "Global"), "2.6"),
+    (lambda c: c.grant_privilege("r_x", "Collection", "Nope", "*"),
+     ("grant", "r_x", "Nope", "--object-type", "Collection"), "2.6"),
+    (lambda c: c.grant_role("ghost", "r_x"), ("bind", "r_x", "ghost"), "same"),
+    (lambda c: c.grant_role("root", "ghost"), ("bind", "ghost", "d_nobody"), "same"),
+]  # fmt: skip
+
+
+def test_same_refusals_with_the_same_texts(
+    real_milvus: RealMilvus,
+    root_client: MilvusClient,
+    ours: Callable[..., None],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
+    meta = ours.meta_root  # type: ignore[attr-defined]
+    root_client.create_role("r_x")
+    root_client.grant_privilege("r_x", "Collection", "Search", "*")
+    ours("roles", "create", "r_x")
+    ours("roles", "grant", "r_x", "Search", "--object-type", "Collection")
+    capsys.readouterr()
+    compared = []
+    for theirs, our_args, relation in _REFUSALS:
+        with pytest.raises(MilvusException) as caught:
+            theirs(root_client)
+        common = ["--etcd-endpoints", real_milvus.etcd.endpoint, "--meta-root", meta]
+        assert main(["roles", *our_args, *common]) == 1, our_args
+        our_text = capsys.readouterr().err.strip().removeprefix("milvus-auth: ")
+        their_text = str(caught.value.message)
+        if relation == "same":
+            assert our_text == their_text, our_args
+        else:
+            assert our_text.startswith(their_text), our_args
+        compared.append(our_text)
+    assert len(compared) == len(_REFUSALS)
+
+
+def test_records_written_by_milvus_are_read_by_the_store(
+    real_milvus: RealMilvus, root_client: MilvusClient
+) -> None:
+    root_client.create_role("w_reader")
+    root_client.grant_privilege("w_reader", "Collection", "Search", "c7", db_name="db7")
+    root_client.create_user("w_user", "password1")
+    root_client.grant_role("w_user", "w_reader")
+
+    async def read() -> object:
+        settings = EtcdSettings(endpoints=(Endpoint.parse(real_milvus.etcd.endpoint),))
+        async with PolicyStore(settings, RbacLayout(real_milvus.meta_root)) as store:
+            return await store.snapshot()
+
+    snapshot = asyncio.run(read())
+    assert {"admin", "public", "w_reader"} <= snapshot.roles  # type: ignore[attr-defined]
+    assert snapshot.roles_of("w_user") == {"w_reader"}  # type: ignore[attr-defined]
+    (grant,) = snapshot.grants_of("w_reader")  # type: ignore[attr-defined]
+    assert (grant.target.object_type, grant.target.database, grant.target.name) == (
+        "Collection", "db7", "c7",
+    )  # fmt: skip
+    assert (grant.privilege, grant.grantor) == ("PrivilegeSearch", "root")
+    # public's default grants: on every database (`*`), granted by root (2.3; see above).
+    public = {
+        (g.target.object_type, g.target.database, g.privilege) for g in snapshot.grants_of("public")
+    }  # type: ignore[attr-defined]
+    assert ("Collection", "*", "PrivilegeIndexDetail") in public
