@@ -195,6 +195,11 @@ class RbacLayout:
         """The key holding a target's grantee id."""
         return f"{self.grants_prefix}{target.role}/{target.object_type}/{target.object_name}"
 
+    def legacy_grant_key(self, target: GrantTarget) -> str:
+        """The pre-database key of a target (`<role>/<Type>/<name>`), still honoured for
+        `default`."""
+        return f"{self.grants_prefix}{target.role}/{target.object_type}/{target.name}"
+
     def grantee_id_for(self, target: GrantTarget) -> str:
         """The id a stock RootCoord stores for a new grant key."""
         return grantee_id(self.grant_key(target)[len(self.root) + 1 :])

@@ -22,7 +22,7 @@ from milvus_auth.core.errors import (
     RoleHasGrants,
     RoleNotFound,
 )
-from milvus_auth.core.grants import GrantTarget, RbacLayout
+from milvus_auth.core.grants import DEFAULT_DB, GrantTarget, RbacLayout
 from milvus_auth.core.groups import PrivilegeGroup
 from milvus_auth.core.snapshot import PolicySnapshot, parse_snapshot
 from milvus_auth.store.client import EtcdConnection
@@ -218,13 +218,12 @@ class PolicyStore:
         A new target gets the grantee id a stock RootCoord computes; an existing one keeps the
         id it has. An existing privilege keeps its original grantor, as in Milvus.
         """
-        grant_key = self.layout.grant_key(target)
         role_key = self.layout.role_key(target.role).encode()
         granted = False
 
         async def attempt() -> bool:
             nonlocal granted
-            stored = await self._get(grant_key)
+            grant_key, stored = await self._grant_key_in_use(target)
             grantee = stored.decode() if stored is not None else self.layout.grantee_id_for(target)
             privilege_key = self.layout.privilege_key(grantee, privilege).encode()
             pin = (
@@ -243,13 +242,23 @@ class PolicyStore:
                 raise RoleNotFound(target.role)
             return await self._get(privilege_key.decode()) is not None
 
-        await self._retry(grant_key, attempt)
+        await self._retry(self.layout.grant_key(target), attempt)
         return granted
+
+    async def _grant_key_in_use(self, target: GrantTarget) -> tuple[str, bytes | None]:
+        """The grant key Milvus uses and its id: in `default`, a legacy key without `<db>.`
+        wins when it exists (AlterGrant's "compatible with logic without db")."""
+        if target.database == DEFAULT_DB:
+            legacy = self.layout.legacy_grant_key(target)
+            stored = await self._get(legacy)
+            if stored is not None:
+                return legacy, stored
+        key = self.layout.grant_key(target)
+        return key, await self._get(key)
 
     async def revoke(self, target: GrantTarget, privilege: str) -> bool:
         """Revoke one privilege (only its grantee-id key goes); True if it was granted."""
-        grant_key = self.layout.grant_key(target)
-        stored = await self._get(grant_key)
+        grant_key, stored = await self._grant_key_in_use(target)
         if stored is None:
             return False
         privilege_key = self.layout.privilege_key(stored.decode(), privilege).encode()

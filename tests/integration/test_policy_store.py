@@ -89,6 +89,23 @@ async def test_grants_keep_ids_grantors_and_revoke_only_the_leaf(policy: PolicyS
     assert "credential/grantee-id/06a8a0982cd65dd1/PrivilegeSearch" not in dump
 
 
+async def test_legacy_grant_keys_are_used_in_default(policy: PolicyStore) -> None:
+    await policy.create_role("reader")
+    legacy = f"{policy.layout.grants_prefix}reader/Collection/c1"
+    await policy.connection.call(lambda c: c.put(legacy.encode(), b"oldid"))
+    target = GrantTarget("reader", ObjectType.COLLECTION, "default", "c1")
+    assert await policy.grant(target, "PrivilegeQuery", "root")
+    dump = await _dump(policy)
+    assert dump["credential/grantee-id/oldid/PrivilegeQuery"] == b"root"
+    assert "credential/grantee-privileges/reader/Collection/default.c1" not in dump
+    assert (await policy.snapshot()).grants_of("reader")[0].target == target
+    assert await policy.revoke(target, "PrivilegeQuery")
+    # Another database never uses the legacy key.
+    other = GrantTarget("reader", ObjectType.COLLECTION, "db1", "c1")
+    assert await policy.grant(other, "PrivilegeQuery", "root")
+    assert "credential/grantee-privileges/reader/Collection/db1.c1" in await _dump(policy)
+
+
 async def test_grant_to_a_missing_role_is_refused(policy: PolicyStore) -> None:
     with pytest.raises(RoleNotFound):
         await policy.grant(SEARCH_ANY, "PrivilegeSearch", "root")
