@@ -7,7 +7,7 @@ PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.1
 	$$p -c 'import sys' >/dev/null 2>&1 && { echo $$p; break; }; done)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test run lint typecheck unit bench etcd protos lock clean
+.PHONY: test run lint typecheck unit bench etcd protos privileges lock clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ lock: $(BIN)/.installed
 	$(PYTHON) -m venv .run/piptools && .run/piptools/bin/pip install -q pip-tools
 	.run/piptools/bin/pip-compile -q --generate-hashes --strip-extras --no-emit-index-url \
 		--no-emit-find-links --output-file requirements.lock pyproject.toml
+
+# Regenerate milvus_auth/core/privilege_table.py from pymilvus's protos (commit the result).
+privileges: $(BIN)/.installed
+	$(BIN)/python -m milvus_auth.protos.generate_privileges
 
 clean:
 	rm -rf $(VENV) .run .mypy_cache .pytest_cache .ruff_cache

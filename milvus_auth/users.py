@@ -21,18 +21,14 @@ from milvus_auth.config import (
     read_secret_file,
 )
 from milvus_auth.core import (
-    CredentialError,
     CredentialRecord,
     UserNotFound,
     ensure_deletable,
     hash_password,
     validate_username,
 )
-from milvus_auth.store import CredentialStore, EtcdUnavailable, RevisionConflict
-
-EXIT_OK = 0
-EXIT_USER_ERROR = 1
-EXIT_ETCD_UNAVAILABLE = 2
+from milvus_auth.exits import run_to_exit_code
+from milvus_auth.store import CredentialStore
 
 Action = Callable[[CredentialStore, CommonSettings, argparse.Namespace], Awaitable[None]]
 
@@ -69,21 +65,7 @@ def _execute(run: Action, args: argparse.Namespace) -> int:
         async with CredentialStore(settings.etcd, settings.layout) as store:
             await run(store, settings, args)
 
-    try:
-        asyncio.run(body())
-    except CredentialError as error:
-        print(f"milvus-auth: {error.reason}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except ConfigError as error:
-        print(f"milvus-auth: {error}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except RevisionConflict:
-        print("milvus-auth: the user changed while this ran; try again", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except EtcdUnavailable as error:
-        print(f"milvus-auth: {error}", file=sys.stderr)
-        return EXIT_ETCD_UNAVAILABLE
-    return EXIT_OK
+    return run_to_exit_code(body, what="user")
 
 
 async def _list(store: CredentialStore, _: CommonSettings, __: argparse.Namespace) -> None:

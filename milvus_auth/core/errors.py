@@ -13,14 +13,18 @@ CODE_PRIVILEGE_NOT_PERMITTED = 1401
 CODE_UNEXPECTED = 65535
 
 
-class CredentialError(Exception):
-    """A request about a credential that Milvus would refuse; `reason` is Milvus's text."""
+class MilvusError(Exception):
+    """Anything Milvus would refuse; `code` and `reason` are what its `common.Status` carries."""
 
     code: int = CODE_UNEXPECTED
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class CredentialError(MilvusError):
+    """A request about a credential that Milvus would refuse; `reason` is Milvus's text."""
 
 
 class InvalidParameter(CredentialError):
@@ -70,3 +74,45 @@ class MalformedRecord(CredentialError):
 
     def __init__(self, key: str) -> None:
         super().__init__(f"malformed credential record at {key}")
+
+
+class RbacError(MilvusError):
+    """A role, grant or privilege request Milvus refuses with a plain error (code 65535)."""
+
+
+class RoleExists(RbacError):
+    """Creating a role that exists (the text is Milvus 2.3.5's, proto text of the entity)."""
+
+    def __init__(self, role: str) -> None:
+        super().__init__(f'role [name:"{role}"] already exists')
+        self.role = role
+
+
+class RoleNotFound(RbacError):
+    """Dropping, granting to or binding a role that has no record."""
+
+    def __init__(self, role: str) -> None:
+        super().__init__(
+            "not found the role, maybe the role isn't existed or internal system error"
+        )
+        self.role = role
+
+
+class RoleHasGrants(RbacError):
+    """Dropping a role that still holds grants, without `force_drop`."""
+
+    def __init__(self, role: str) -> None:
+        super().__init__(
+            "fail to drop the role that it has privileges. Use REVOKE API to revoke privileges"
+        )
+        self.role = role
+
+
+class GranteeNotFound(RbacError):
+    """Binding a role to, or granting as, a user that has no credential record."""
+
+    def __init__(self, username: str) -> None:
+        super().__init__(
+            "not found the user, maybe the user isn't existed or internal system error"
+        )
+        self.username = username

@@ -3,13 +3,19 @@
 from milvus_auth.store.claims import ClaimStore
 from milvus_auth.store.credentials import CredentialStore, StoredCredential
 from milvus_auth.store.errors import EtcdUnavailable, RevisionConflict, StoreError
+from milvus_auth.store.policy import PolicyStore
 from milvus_auth.store.settings import Endpoint, EtcdSettings
 from milvus_auth.store.watch import (
+    KeyChanged,
+    KeyRange,
+    RangeEvent,
     UserChanged,
     UserDeleted,
     WatchEvent,
     WatchLost,
     WatchRestored,
+    watch_policy,
+    watch_ranges,
     watch_users,
 )
 
@@ -19,6 +25,10 @@ __all__ = [
     "Endpoint",
     "EtcdSettings",
     "EtcdUnavailable",
+    "KeyChanged",
+    "KeyRange",
+    "PolicyStore",
+    "RangeEvent",
     "RevisionConflict",
     "StoreError",
     "StoredCredential",
@@ -27,5 +37,7 @@ __all__ = [
     "WatchEvent",
     "WatchLost",
     "WatchRestored",
+    "watch_policy",
+    "watch_ranges",
     "watch_users",
 ]

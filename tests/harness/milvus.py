@@ -7,21 +7,12 @@ Other test packages import the fixture: `from tests.harness.milvus import milvus
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.harness.processes import ServerProcess, free_port, port_open
-
-
-def milvus_lite_binary() -> str:
-    """The `milvus-lite` script installed next to this interpreter (the project's .venv)."""
-    found = Path(sys.executable).parent / "milvus-lite"
-    if not found.exists():
-        raise RuntimeError(f"no milvus-lite at {found}: run `make test` (it installs .[dev])")
-    return str(found)
+from tests.harness.processes import ServerProcess, free_port, port_open, venv_script
 
 
 class MilvusLite(ServerProcess):
@@ -33,7 +24,7 @@ class MilvusLite(ServerProcess):
         super().__init__(
             "milvus-lite",
             [
-                milvus_lite_binary(),
+                venv_script("milvus-lite"),
                 "server",
                 "--data-dir",
                 str(workdir / "milvus-data"),

@@ -7,6 +7,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -41,7 +42,11 @@ def wait_until(check: Callable[[], bool], *, timeout: float, what: str) -> None:
 
 
 class ServerProcess:
-    """A child process with its log file; `start` waits for `ready`, `stop` sends SIGTERM."""
+    """A child process with its log file; `start` waits for `ready`, `stop` sends `stop_signal`.
+
+    With `own_group`, the child leads its own process group, so a kill after a stop that timed
+    out also takes whatever it started (the real Milvus's wrapper runs the Go server as a child).
+    """
 
     def __init__(
         self,
@@ -52,6 +57,8 @@ class ServerProcess:
         ready: Callable[[], bool],
         env: dict[str, str] | None = None,
         start_timeout: float = 30.0,
+        stop_signal: int = signal.SIGTERM,
+        own_group: bool = False,
     ) -> None:
         self.name = name
         self.argv = list(argv)
@@ -59,13 +66,19 @@ class ServerProcess:
         self.ready = ready
         self.env = env
         self.start_timeout = start_timeout
+        self.stop_signal = stop_signal
+        self.own_group = own_group
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         """Start and wait until ready; fail with the log's tail if it exits or never answers."""
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            self.argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(self.env or {})}
+            self.argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(self.env or {})},
+            start_new_session=self.own_group,
         )
         log.close()
         try:
@@ -80,20 +93,23 @@ class ServerProcess:
         return self.process is None or self.process.poll() is not None or self.ready()
 
     def stop(self, timeout: float = 10.0) -> int | None:
-        """SIGTERM, then SIGKILL after `timeout`; return the exit code."""
+        """`stop_signal`, then SIGKILL after `timeout`; return the exit code."""
         if self.process is None or self.process.poll() is not None:
             return None if self.process is None else self.process.returncode
-        self.process.send_signal(signal.SIGTERM)
+        self.process.send_signal(self.stop_signal)
         try:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            self.kill()
             return self.process.wait()
 
     def kill(self) -> None:
-        """SIGKILL at once (a crash, not a shutdown)."""
+        """SIGKILL at once (a crash, not a shutdown); with `own_group`, its whole group."""
         if self.process is not None and self.process.poll() is None:
-            self.process.kill()
+            if self.own_group:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            else:
+                self.process.kill()
             self.process.wait()
 
     @property
@@ -104,6 +120,14 @@ class ServerProcess:
     def log(self) -> str:
         """The whole log so far."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def venv_script(name: str) -> str:
+    """A console script installed next to this interpreter (the project's .venv)."""
+    found = Path(sys.executable).parent / name
+    if not found.exists():
+        raise RuntimeError(f"no {name} at {found}: run `make test` (it installs .[dev])")
+    return str(found)
 
 
 def etcd_binary() -> str:

@@ -10,33 +10,15 @@ import pytest
 
 from milvus_auth.core import verify_password
 from milvus_auth.store import CredentialStore
+from tests.harness.cli import run_cli
 from tests.harness.processes import EtcdServer, free_port
 
 
 def run(
     args: list[str], *, etcd: str, meta_root: str, stdin: str = ""
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "milvus_auth.cli",
-            "users",
-            *args,
-            "--etcd-endpoints",
-            etcd,
-            "--meta-root",
-            meta_root,
-            "--bcrypt-cost",
-            "4",
-            "--etcd-timeout",
-            "2",
-        ],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    return run_cli(
+        ["users", *args], etcd=etcd, meta_root=meta_root, stdin=stdin, extra=["--bcrypt-cost", "4"]
     )
 
 
