@@ -13,6 +13,7 @@ cannot. The reasons name the rule that failed, never the password.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 from zxcvbn import zxcvbn
@@ -21,6 +22,8 @@ from milvus_auth.core.credentials import MIN_PASSWORD_LENGTH, validate_password
 from milvus_auth.core.errors import InvalidParameter
 
 MAX_SCORE = 4  # zxcvbn scores 0 (guessable in seconds) to 4 (about 10^10 guesses or more)
+MIN_USERNAME_IN_PASSWORD = 3  # shorter usernames are too likely to appear by chance
+GENERATED_PASSWORD_BYTES = 24  # 32 URL-safe characters, well inside Milvus's 6..72 bytes
 CLASS_NAMES = ("lowercase letters", "uppercase letters", "digits", "other characters")
 
 
@@ -64,7 +67,7 @@ class PasswordPolicy:
             )
         if self.min_score is None:
             return
-        if username and username.casefold() in password.casefold():
+        if len(username) >= MIN_USERNAME_IN_PASSWORD and username.casefold() in password.casefold():
             raise WeakPassword("the password must not contain the username")
         score = int(zxcvbn(password, user_inputs=[username] if username else [])["score"])
         if score < self.min_score:
@@ -84,3 +87,20 @@ def character_classes(password: str) -> int:
             any(not c.isalnum() for c in password),
         )
     )
+
+
+STRICTEST = PasswordPolicy(
+    min_length=4 * GENERATED_PASSWORD_BYTES // 3, min_classes=len(CLASS_NAMES), min_score=MAX_SCORE
+)
+"""What a generated password satisfies: so it passes any policy that can be configured."""
+
+
+def generate_password(username: str) -> str:
+    """32 random URL-safe characters that pass the strictest policy for `username`."""
+    while True:
+        password = secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
+        try:
+            STRICTEST.check(username, password)
+        except WeakPassword:
+            continue  # about one draw in three lacks a class; the next one will do
+        return password

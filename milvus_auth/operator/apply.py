@@ -24,6 +24,7 @@ from milvus_auth.core import (
     hash_password,
     verify_password,
 )
+from milvus_auth.core.passwords import PasswordPolicy
 from milvus_auth.operator.kube import KubeClient, KubeError
 from milvus_auth.operator.metrics import OperatorMetrics
 from milvus_auth.operator.notify import FanOut, Notifier
@@ -77,6 +78,7 @@ class Reconciler:
         metrics: OperatorMetrics,
         bcrypt_cost: int,
         permissions: Permissions,
+        password_policy: PasswordPolicy | None = None,
     ) -> None:
         self.store = store
         self.claims = claims
@@ -85,6 +87,7 @@ class Reconciler:
         self.metrics = metrics
         self.bcrypt_cost = bcrypt_cost
         self.permissions = permissions
+        self.password_policy = password_policy or PasswordPolicy()
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         # What this process applied last, per resource uid. kopf hands handlers the body of the
         # event that triggered them, whose status may predate this process's own last patch;
@@ -122,7 +125,7 @@ class Reconciler:
                 return Outcome(
                     Reason.CONFLICT, f"username {spec.username} is already managed by {claim.owner}"
                 )
-            secret = await read_password(self.kube, spec)
+            secret = await read_password(self.kube, spec, self.password_policy)
             return await self._apply(spec, applied, secret, stored)
         except UserExists:
             return await self._lost_create(spec)

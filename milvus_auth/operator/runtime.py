@@ -56,6 +56,7 @@ class OperatorRuntime:
             metrics=self.metrics,
             bcrypt_cost=common.bcrypt_cost,
             permissions=Permissions(self.config.privileged_namespaces),
+            password_policy=common.password_policy,
         )
         if self.config.metrics_port is not None:
             self.metrics.serve(self.config.metrics_port)

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from milvus_auth.core import CredentialError, validate_password
+from milvus_auth.core.passwords import PasswordPolicy, WeakPassword, generate_password
 from milvus_auth.operator.kube import JsonObject, KubeClient, namespaced_path
 from milvus_auth.operator.reconcile import GROUP, KIND, VERSION, UserSpec
 
 WATCH_LABEL = f"{GROUP}/watch"
 ROTATION_ANNOTATION = f"{GROUP}/rotation"
-GENERATED_PASSWORD_BYTES = 24  # 32 URL-safe characters, well inside Milvus's 6..72 bytes
 
 
 @dataclass(frozen=True)
@@ -55,8 +54,14 @@ def is_watched(secret: Mapping[str, Any]) -> bool:
     return bool(labels.get(WATCH_LABEL) == "true")
 
 
-async def read_password(kube: KubeClient, spec: UserSpec) -> SecretPassword:
-    """The user's current password; raise `PasswordProblem` rather than invent one."""
+async def read_password(
+    kube: KubeClient, spec: UserSpec, policy: PasswordPolicy | None = None
+) -> SecretPassword:
+    """The user's current password; raise `PasswordProblem` rather than invent one.
+
+    A referenced Secret's password must also pass `policy` (`WeakPassword` otherwise); a
+    generated one always does.
+    """
     if spec.generated:
         return await _generated_password(kube, spec)
     path = namespaced_path("v1", spec.namespace, "secrets", spec.effective_secret_name)
@@ -65,10 +70,17 @@ async def read_password(kube: KubeClient, spec: UserSpec) -> SecretPassword:
         raise PasswordProblem(
             "SecretNotFound", f"Secret {spec.effective_secret_name} not found", retry=True
         )
+    password = _password_in(secret, spec)
+    try:
+        (policy or PasswordPolicy()).check(spec.username, password)
+    except WeakPassword as weak:
+        raise PasswordProblem(
+            "WeakPassword",
+            f"Secret {spec.effective_secret_name} key {spec.effective_secret_key}: {weak.rule}",
+            retry=False,
+        ) from None
     return SecretPassword(
-        password=_password_in(secret, spec),
-        version=secret_version(secret),
-        watched=is_watched(secret),
+        password=password, version=secret_version(secret), watched=is_watched(secret)
     )
 
 
@@ -138,7 +150,7 @@ def _owned_by(secret: JsonObject, spec: UserSpec) -> bool:
 
 
 def _generated_secret(spec: UserSpec) -> JsonObject:
-    password = secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
+    password = generate_password(spec.username)
     return {
         "apiVersion": "v1",
         "kind": "Secret",

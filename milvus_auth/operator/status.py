@@ -23,6 +23,7 @@ class Reason(enum.StrEnum):
     PROXIES_PENDING = "ProxiesPending"
     SECRET_NOT_FOUND = "SecretNotFound"  # noqa: S105  (a reason, not a password)
     INVALID_SECRET = "InvalidSecret"  # noqa: S105  (a reason, not a password)
+    WEAK_PASSWORD = "WeakPassword"  # noqa: S105  (a reason, not a password)
     INVALID_SPEC = "InvalidSpec"
     CONFLICT = "Conflict"
     NOT_PERMITTED = "NotPermitted"
@@ -37,6 +38,7 @@ STALLED = frozenset(
     {
         Reason.INVALID_SPEC,
         Reason.INVALID_SECRET,
+        Reason.WEAK_PASSWORD,
         Reason.CONFLICT,
         Reason.NOT_PERMITTED,
         Reason.INVALID_RECORD,

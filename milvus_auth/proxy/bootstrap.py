@@ -21,6 +21,7 @@ from milvus_auth.core import (
     hash_password,
     validate_password,
 )
+from milvus_auth.core.passwords import PasswordPolicy
 from milvus_auth.store import CredentialStore
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,12 @@ class BootstrapError(Exception):
 
 
 async def bootstrap_root(
-    store: CredentialStore, *, password: str | None, auth_enabled: bool, bcrypt_cost: int
+    store: CredentialStore,
+    *,
+    password: str | None,
+    auth_enabled: bool,
+    bcrypt_cost: int,
+    password_policy: PasswordPolicy | None = None,
 ) -> None:
     """Make sure root has a record; raise `BootstrapError` when it cannot be made.
 
@@ -59,6 +65,12 @@ async def bootstrap_root(
             )
         log.warning("root bootstrap: no root user and no --root-password-file (auth is off)")
         return
+    # The policy applies to the password root is about to get, not to a file that is ignored
+    # because root exists (a stricter policy must not stop proxies of a running deployment).
+    try:
+        (password_policy or PasswordPolicy()).check(ROOT_USERNAME, password)
+    except InvalidParameter as error:
+        raise BootstrapError(f"the root password file is unusable: {error.reason}") from error
     hashed = await asyncio.to_thread(hash_password, password, bcrypt_cost)
     try:
         await store.create(CredentialRecord(ROOT_USERNAME, hashed))

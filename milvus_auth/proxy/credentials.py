@@ -31,9 +31,9 @@ from milvus_auth.core import (
     UserExists,
     UserNotFound,
     ensure_deletable,
-    validate_password,
     validate_username,
 )
+from milvus_auth.core.passwords import PasswordPolicy
 from milvus_auth.proxy.bcrypt_pool import BcryptPool
 from milvus_auth.proxy.headers import caller_username
 from milvus_auth.proxy.logsafe import INVALID, shown_text, shown_username, valid_username
@@ -119,6 +119,7 @@ class CredentialService:
         pool: BcryptPool,
         super_users: frozenset[str],
         bcrypt_cost: int,
+        password_policy: PasswordPolicy | None = None,
         auth_enabled: bool = True,
         max_users: int = DEFAULT_MAX_USERS,
     ) -> None:
@@ -127,6 +128,7 @@ class CredentialService:
         self._pool = pool
         self._super_users = super_users
         self._cost = bcrypt_cost
+        self._policy = password_policy or PasswordPolicy()
         self._auth_enabled = auth_enabled
         self._max_users = max_users
 
@@ -151,7 +153,7 @@ class CredentialService:
         self._require_admin(caller, "PrivilegeCreateOwnership", context)
         username = validate_username(request.username)
         password = decode_password(request.password, "password")
-        validate_password(password)
+        self._policy.check(username, password)
         existing = await self._store.list_usernames()
         if username in existing:
             raise UserExists(username)
@@ -172,7 +174,7 @@ class CredentialService:
             self._require_admin(caller, "PrivilegeUpdateUser", context)
         old_password = decode_password(request.oldPassword, "old password")
         new_password = decode_password(request.newPassword, "password")
-        validate_password(new_password)
+        self._policy.check(username, new_password)
         skip_old = caller is not None and caller in self._super_users
         proof = None if skip_old else (old_password, context.peer())
         stored = await self._current(username, proof)

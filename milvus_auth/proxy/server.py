@@ -114,6 +114,7 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
             password=settings.root_password,
             auth_enabled=settings.auth_enabled,
             bcrypt_cost=common.bcrypt_cost,
+            password_policy=common.password_policy,
         )
         upstream = Upstream(settings.upstream, metrics=metrics, token=settings.upstream_token)
         stack.push_async_callback(upstream.close)
@@ -123,6 +124,7 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
             pool=pool,
             super_users=settings.super_users,
             bcrypt_cost=common.bcrypt_cost,
+            password_policy=common.password_policy,
             auth_enabled=settings.auth_enabled,
         )
         auth = AuthInterceptor(authenticator) if settings.auth_enabled else None

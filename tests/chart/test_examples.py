@@ -17,6 +17,7 @@ import lupa
 import pytest
 import yaml
 
+from milvus_auth.core.passwords import PasswordPolicy
 from tests.chart.conftest import CHART, EXAMPLES, ROOT, load_all, needs_helm
 from tests.chart.kube import kubernetes_api
 
@@ -160,9 +161,18 @@ def test_examples_cover_the_three_kinds_of_user() -> None:
         if obj["kind"] == "Secret"
     }
     assert referenced <= set(secrets)
-    for secret in secrets.values():
-        assert secret["metadata"]["labels"]["auth.milvus.io/watch"] == "true"
-        assert 6 <= len(secret["stringData"]["password"].encode()) <= 72
+    values = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
+    policy = PasswordPolicy(
+        min_length=values["passwordPolicy"]["minLength"],
+        min_classes=values["passwordPolicy"]["minClasses"],
+        min_score=values["passwordPolicy"]["minScore"],
+    )
+    for spec in users.values():
+        if "passwordSecretRef" in spec:
+            secret = secrets[spec["passwordSecretRef"]["name"]]
+            assert secret["metadata"]["labels"]["auth.milvus.io/watch"] == "true"
+            # Applied as they are with the chart's defaults, the examples become Ready.
+            policy.check(spec["username"], secret["stringData"]["password"])
 
 
 @pytest.mark.parametrize(

@@ -206,7 +206,7 @@ async def test_operator_reconciles_and_answers_its_liveness_probe(
     release = render(NAMESPACED)[0]
     async with operator_pod(release, tmp_path, etcd, meta_root) as (operator, cluster):
         assert operator.env["MILVUS_AUTH_NAMESPACE"] == NAMESPACE
-        await cluster.put_secret("alice-password", "alice-secret-1")
+        await cluster.put_secret("alice-password", "Copper-Meadow-81")
         await cluster.create_user(
             "alice", {"username": "alice", "passwordSecretRef": {"name": "alice-password"}}
         )
@@ -214,7 +214,7 @@ async def test_operator_reconciles_and_answers_its_liveness_probe(
         url = operator.env["MILVUS_AUTH_LIVENESS"]
         status = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).status)
         assert status == 200
-    assert "alice-secret-1" not in operator.process.log()
+    assert "Copper-Meadow-81" not in operator.process.log()
 
 
 async def test_operator_and_proxy_share_the_generated_token(
@@ -239,7 +239,7 @@ async def test_operator_and_proxy_share_the_generated_token(
             add_endpoint_slice(
                 cluster.api, service_namespace, service, proxy.port("MILVUS_AUTH_INTERNAL_PORT")
             )
-            await cluster.put_secret("bob-password", "bob-secret-1")
+            await cluster.put_secret("bob-password", "Velvet-Harbor-63")
             await cluster.create_user(
                 "bob", {"username": "bob", "passwordSecretRef": {"name": "bob-password"}}
             )
@@ -252,7 +252,7 @@ async def test_operator_and_proxy_share_the_generated_token(
                 what="bob Ready with 1/1 proxies",
             )
         uri = f"http://127.0.0.1:{proxy.port('MILVUS_AUTH_PORT')}"
-        client = MilvusClient(uri=uri, user="bob", password="bob-secret-1", timeout=10)
+        client = MilvusClient(uri=uri, user="bob", password="Velvet-Harbor-63", timeout=10)
         try:
             client.list_collections()
         finally:

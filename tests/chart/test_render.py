@@ -131,9 +131,24 @@ def test_no_secret_is_passed_in_the_environment(render: Render) -> None:
     for deployment in render(values)[0].find("Deployment"):
         for container in containers(deployment):
             for name, value in env_of(container).items():
+                if name.startswith("MILVUS_AUTH_PASSWORD_MIN_"):  # the policy, not a password
+                    continue
                 if any(word in name for word in ("PASSWORD", "TOKEN", "KEY")):
                     assert name.endswith("_FILE") or name.endswith("_KEY"), name
                     assert value.startswith("/etc/milvus-auth/"), name
+
+
+def test_password_policy_is_strict_by_default_and_can_be_milvus_own(render: Render) -> None:
+    for deployment in render({})[0].find("Deployment"):
+        (container,) = containers(deployment)
+        env = env_of(container)
+        assert env["MILVUS_AUTH_PASSWORD_MIN_LENGTH"] == "12"
+        assert env["MILVUS_AUTH_PASSWORD_MIN_CLASSES"] == "3"
+        assert env["MILVUS_AUTH_PASSWORD_MIN_SCORE"] == "3"
+    lenient = {"passwordPolicy": {"minLength": 6, "minClasses": 0, "minScore": -1}}
+    for deployment in render(lenient)[0].find("Deployment"):
+        (container,) = containers(deployment)
+        assert "MILVUS_AUTH_PASSWORD_MIN_SCORE" not in env_of(container)
 
 
 def test_operator_runs_alone_with_kopf_liveness(default_release: Release) -> None:

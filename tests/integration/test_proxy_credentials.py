@@ -6,14 +6,17 @@ their failures reach the client as `MilvusException` with Milvus's code and mess
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import grpc
 import pytest
 from pymilvus import MilvusClient, MilvusException
 
 from tests.harness.milvus import MilvusLite
-from tests.harness.processes import EtcdServer
+from tests.harness.processes import EtcdServer, free_port
 from tests.harness.proxy import ROOT_PASSWORD, ProxyFactory, ProxyProcess
 
 ALICE_PASSWORD = "AlicePass1"
@@ -147,3 +150,74 @@ def test_with_auth_off_anyone_manages_users(
         assert anonymous.list_users() == []
     finally:
         anonymous.close()
+
+
+STRICT_POLICY = ["--password-min-length", "12", "--password-min-classes", "3"]
+
+
+def test_the_password_policy_applies_to_create_and_update(
+    proxy_factory: ProxyFactory, etcd: EtcdServer, meta_root: str, milvus: MilvusLite
+) -> None:
+    strict = proxy_factory(
+        etcd_endpoint=etcd.endpoint,
+        meta_root=meta_root,
+        upstream=milvus.endpoint,
+        root_password="Quartz-Lantern-2026",
+        extra_args=[*STRICT_POLICY, "--password-min-score", "3"],
+    )
+    root = MilvusClient(uri=strict.uri, user="root", password="Quartz-Lantern-2026", timeout=10)
+    try:
+        weak = _refused(lambda: root.create_user("ivy", "Password1234!"))
+        assert weak.code == 1100
+        assert "weak password: invalid parameter[estimated strength" in weak.message
+        assert "Password1234!" not in weak.message
+        assert "ivy" not in root.list_users()
+        root.create_user("ivy", "Tangerine-Orbit-47")
+        short = _refused(lambda: root.update_password("ivy", "Tangerine-Orbit-47", "Ab1!xyz9"))
+        assert "at least 12 bytes" in short.message
+        named = _refused(
+            lambda: root.update_password("ivy", "Tangerine-Orbit-47", "ivy-IVY-ivy-99!")
+        )
+        assert "must not contain the username" in named.message
+    finally:
+        root.close()
+    ivy = MilvusClient(uri=strict.uri, user="ivy", password="Tangerine-Orbit-47", timeout=10)
+    try:
+        assert isinstance(ivy.list_collections(), list)  # the refused changes changed nothing
+    finally:
+        ivy.close()
+    assert "Password1234!" not in strict.log()
+
+
+def test_a_weak_root_bootstrap_password_refuses_to_start(
+    etcd: EtcdServer, meta_root: str, tmp_path: Path
+) -> None:
+    root_file = tmp_path / "root"
+    root_file.write_text("Milvus\n")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "milvus_auth.cli",
+            "proxy",
+            "--upstream",
+            "127.0.0.1:1",
+            "--root-password-file",
+            str(root_file),
+            *STRICT_POLICY,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={
+            "MILVUS_AUTH_ETCD_ENDPOINTS": etcd.endpoint,
+            "MILVUS_AUTH_META_ROOT": f"{meta_root}-weak-root",
+            "MILVUS_AUTH_PORT": str(free_port()),
+            "MILVUS_AUTH_INTERNAL_PORT": str(free_port()),
+        },
+    )
+    assert done.returncode != 0
+    assert "the root password file is unusable: weak password" in done.stderr
+    assert "Milvus" not in done.stderr.replace("MILVUS", "").split("unusable")[1]
+    assert "Traceback" not in done.stderr

@@ -12,6 +12,14 @@
   value: {{ .Values.etcd.timeout | quote }}
 - name: MILVUS_AUTH_BCRYPT_COST
   value: {{ .Values.bcryptCost | quote }}
+- name: MILVUS_AUTH_PASSWORD_MIN_LENGTH
+  value: {{ .Values.passwordPolicy.minLength | quote }}
+- name: MILVUS_AUTH_PASSWORD_MIN_CLASSES
+  value: {{ .Values.passwordPolicy.minClasses | quote }}
+{{- if ge (int .Values.passwordPolicy.minScore) 0 }}
+- name: MILVUS_AUTH_PASSWORD_MIN_SCORE
+  value: {{ .Values.passwordPolicy.minScore | quote }}
+{{- end }}
 - name: MILVUS_AUTH_INTERNAL_TOKEN_FILE
   value: /etc/milvus-auth/internal-token/{{ .Values.internalToken.key }}
 {{- if .Values.etcd.auth.enabled }}

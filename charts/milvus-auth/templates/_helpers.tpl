@@ -101,7 +101,8 @@ generate one on first install. Call with dict "root" $ "name" <secret> "key" <ke
 {{- if and $existing $existing.data (hasKey $existing.data .key) }}
 {{- index $existing.data .key }}
 {{- else }}
-{{- randAlphaNum 40 | b64enc }}
+{{- /* ".Aa0": every class, so the value passes any passwordPolicy */}}
+{{- printf "%s.Aa0" (randAlphaNum 40) | b64enc }}
 {{- end }}
 {{- end }}
 
