@@ -10,7 +10,13 @@ from hypothesis import strategies as st
 
 from milvus_auth.config import ConfigError, add_common_arguments, common_settings
 from milvus_auth.core import InvalidParameter
-from milvus_auth.core.passwords import PasswordPolicy, WeakPassword, character_classes
+from milvus_auth.core.passwords import (
+    STRICTEST,
+    PasswordPolicy,
+    WeakPassword,
+    character_classes,
+    generate_password,
+)
 
 STRICT = PasswordPolicy(min_length=12, min_classes=3, min_score=3)
 
@@ -107,3 +113,17 @@ def test_bad_flags_are_usage_errors(argv: list[str], capsys: pytest.CaptureFixtu
 def test_bad_variable_is_named() -> None:
     with pytest.raises(ConfigError, match="MILVUS_AUTH_PASSWORD_MIN_CLASSES"):
         settings_from([], {"MILVUS_AUTH_PASSWORD_MIN_CLASSES": "7"})
+
+
+@pytest.mark.parametrize("username", ["a", "abc", "Tan", "reporting"])
+def test_generated_passwords_pass_the_strictest_policy(username: str) -> None:
+    for _ in range(50):
+        password = generate_password(username)
+        STRICTEST.check(username, password)
+        assert len(password) == 32
+
+
+def test_short_usernames_may_appear_by_chance() -> None:
+    STRICT.check("ab", "ab-Tangerine-Orbit-47")  # two letters: too short to count
+    with pytest.raises(WeakPassword):
+        STRICT.check("abc", "abc-Tangerine-Orbit-47")
