@@ -213,6 +213,11 @@ _REFUSALS: list[tuple[Callable[[MilvusClient], object], tuple[str, ...], str]] =
 ]  # fmt: skip
 
 
+def _unordered(text: str) -> str:
+    """Milvus lists the object types from a Go map, in a different order each time."""
+    return re.sub(r"\[([A-Za-z ]+)\]$", lambda m: "[" + " ".join(sorted(m[1].split())) + "]", text)
+
+
 def test_same_refusals_with_the_same_texts(
     real_milvus: RealMilvus,
     root_client: MilvusClient,
@@ -235,7 +240,7 @@ def test_same_refusals_with_the_same_texts(
         our_text = capsys.readouterr().err.strip().removeprefix("milvus-auth: ")
         their_text = str(caught.value.message)
         if relation == "same":
-            assert our_text == their_text, our_args
+            assert _unordered(our_text) == _unordered(their_text), our_args
         else:
             assert our_text.startswith(their_text), our_args
         compared.append(our_text)
