@@ -87,6 +87,10 @@
   value: {{ $p.rateLimit.peerBurst | quote }}
 - name: MILVUS_AUTH_RATE_LIMIT_PEER_PER_SECOND
   value: {{ $p.rateLimit.peerPerSecond | quote }}
+- name: MILVUS_AUTH_RATE_LIMIT_USER_TOTAL_BURST
+  value: {{ $p.rateLimit.userTotalBurst | quote }}
+- name: MILVUS_AUTH_RATE_LIMIT_USER_TOTAL_PER_SECOND
+  value: {{ $p.rateLimit.userTotalPerSecond | quote }}
 - name: MILVUS_AUTH_SHUTDOWN_GRACE
   value: {{ $p.shutdownGrace | quote }}
 - name: MILVUS_AUTH_LOG_LEVEL
