@@ -19,6 +19,7 @@ from kmock._internal.apps import Server
 NAMESPACE = "milvus"
 CUSTOM_RESOURCES = {
     "milvususers.v1alpha1.auth.milvus.io": {"kind": "MilvusUser", "namespaced": True},
+    "milvusroles.v1alpha1.auth.milvus.io": {"kind": "MilvusRole", "namespaced": True},
     "servicemonitors.v1.monitoring.coreos.com": {"kind": "ServiceMonitor", "namespaced": True},
     "applications.v1alpha1.argoproj.io": {"kind": "Application", "namespaced": True},
     "gitrepositories.v1.source.toolkit.fluxcd.io": {"kind": "GitRepository", "namespaced": True},

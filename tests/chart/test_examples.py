@@ -22,7 +22,8 @@ from tests.chart.conftest import CHART, EXAMPLES, ROOT, load_all, needs_helm
 from tests.chart.kube import kubernetes_api
 
 CRD_FILE = ROOT / "crds" / "milvususer.yaml"
-CHART_CRD_COPY = CHART / "files" / "crds" / "milvususer.yaml"
+ROLE_CRD_FILE = ROOT / "crds" / "milvusrole.yaml"
+CRD_FILES = (CRD_FILE, ROLE_CRD_FILE)
 KUBERNETES_VERSION = "1.30.0"
 # Kubernetes objects, as opposed to Helm values and the users directory's kustomization.yaml.
 USER_FILES = sorted(
@@ -48,9 +49,10 @@ def milvus_users() -> list[dict[str, Any]]:
     return [obj for path in USER_FILES for obj in load_all(path) if obj["kind"] == "MilvusUser"]
 
 
-def test_chart_crd_is_a_byte_for_byte_copy() -> None:
+@pytest.mark.parametrize("path", CRD_FILES, ids=lambda path: path.name)
+def test_chart_crd_is_a_byte_for_byte_copy(path: Path) -> None:
     # The chart's template adds only labels and the keep policy (test_render checks that).
-    assert CHART_CRD_COPY.read_bytes() == CRD_FILE.read_bytes()
+    assert (CHART / "files" / "crds" / path.name).read_bytes() == path.read_bytes()
 
 
 def test_crd_passes_kubernetes_schema_and_has_cel_rules() -> None:
@@ -65,10 +67,13 @@ def test_crd_passes_kubernetes_schema_and_has_cel_rules() -> None:
 
 
 @needs_helm
-def test_chart_template_renders_the_crd(render_crd: dict[str, Any]) -> None:
-    rendered = copy.deepcopy(render_crd)
+@pytest.mark.parametrize("path", CRD_FILES, ids=lambda path: path.name)
+def test_chart_template_renders_the_crd(default_release: Any, path: Path) -> None:
+    (source,) = load_all(path)
+    rendered = copy.deepcopy(
+        default_release.one("CustomResourceDefinition", source["metadata"]["name"])
+    )
     assert rendered["metadata"].pop("annotations") == {"helm.sh/resource-policy": "keep"}
-    source = crd()
     helm_labels = set(rendered["metadata"]["labels"]) - set(source["metadata"]["labels"])
     assert helm_labels == {
         "helm.sh/chart",
@@ -80,12 +85,6 @@ def test_chart_template_renders_the_crd(render_crd: dict[str, Any]) -> None:
     for label in helm_labels:
         del rendered["metadata"]["labels"][label]
     assert rendered == source
-
-
-@pytest.fixture
-def render_crd(default_release: Any) -> dict[str, Any]:
-    crds: dict[str, Any] = default_release.one("CustomResourceDefinition")
-    return crds
 
 
 @pytest.mark.parametrize("path", MANIFESTS, ids=lambda path: path.name)
@@ -103,6 +102,9 @@ def cel_rules(schema: dict[str, Any], value: Any, path: str = "") -> Iterator[tu
         for name, sub in schema.get("properties", {}).items():
             if name in value:
                 yield from cel_rules(sub, value[name], f"{path}.{name}")
+    if isinstance(value, list) and "items" in schema:
+        for index, item in enumerate(value):
+            yield from cel_rules(schema["items"], item, f"{path}[{index}]")
 
 
 def cel(rule: str, value: Any, old: Any) -> bool:
@@ -112,12 +114,22 @@ def cel(rule: str, value: Any, old: Any) -> bool:
     return bool(program.evaluate(activation))
 
 
-def broken_rules(user: dict[str, Any], old: dict[str, Any] | None = None) -> list[str]:
+def role_schema() -> dict[str, Any]:
+    (document,) = load_all(ROLE_CRD_FILE)
+    (version,) = document["spec"]["versions"]
+    schema: dict[str, Any] = version["schema"]["openAPIV3Schema"]
+    return schema
+
+
+def broken_rules(
+    user: dict[str, Any], old: dict[str, Any] | None = None, schema: dict[str, Any] | None = None
+) -> list[str]:
     """The CEL rules `user` breaks, as an update of `old` (or of itself: an unchanged apply)."""
-    previous = {path: value for path, _, value in cel_rules(user_schema(), old or user)}
+    schema = schema or user_schema()
+    previous = {path: value for path, _, value in cel_rules(schema, old or user)}
     return [
         f"{path}: {rule}"
-        for path, rule, value in cel_rules(user_schema(), user)
+        for path, rule, value in cel_rules(schema, user)
         if not cel(rule, value, previous.get(path, value))
     ]
 
@@ -191,6 +203,113 @@ def test_crd_schema_rejects_bad_users(spec: dict[str, Any]) -> None:
     user = {"apiVersion": "auth.milvus.io/v1alpha1", "kind": "MilvusUser", "spec": spec}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(user, user_schema())
+
+
+def test_role_crd_passes_kubernetes_schema_and_has_cel_rules() -> None:
+    (document,) = load_all(ROLE_CRD_FILE)
+    kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+    assert document["spec"]["names"]["shortNames"] == ["mvr"]
+    assert document["spec"]["names"]["categories"] == ["milvus"]
+    (version,) = document["spec"]["versions"]
+    columns = [column["name"] for column in version["additionalPrinterColumns"]]
+    assert columns == ["Role", "Ready", "Grants", "Proxies", "Reason", "Age"]
+    (user_version,) = crd()["spec"]["versions"]
+    roles = [c for c in user_version["additionalPrinterColumns"] if c["name"] == "Roles"]
+    assert roles == [
+        {
+            "name": "Roles",
+            "type": "string",
+            "priority": 1,
+            "description": "Milvus roles spec.roles binds (authoritative when set)",
+            "jsonPath": ".spec.roles",
+        }
+    ]
+
+
+def _role(spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "auth.milvus.io/v1alpha1", "kind": "MilvusRole", "spec": spec}
+
+
+_READER = {"privileges": ["Search"], "database": "analytics", "collection": "docs"}
+
+
+@pytest.mark.parametrize(
+    ("spec", "old_spec"),
+    [
+        ({"roleName": "admin"}, None),
+        ({"roleName": "public"}, None),
+        ({"roleName": "b"}, {"roleName": "a"}),
+        ({"roleName": "r", "grants": [{"privileges": ["ClusterReadOnly"]}]}, None),
+        (
+            {"roleName": "r", "grants": [{"privileges": ["ClusterAdmin"], "database": "*"}]},
+            None,
+        ),
+        (
+            {
+                "roleName": "r",
+                "grants": [{"privileges": ["DatabaseReadOnly"], "collection": "docs"}],
+            },
+            None,
+        ),
+    ],
+    ids=[
+        "admin",
+        "public",
+        "rename",
+        "cluster-group-default-db",
+        "cluster-group-one-db",
+        "database-group-one-collection",
+    ],
+)
+def test_role_crd_cel_rules_refuse_what_the_schema_cannot(
+    spec: dict[str, Any], old_spec: dict[str, Any] | None
+) -> None:
+    role = _role(spec)
+    jsonschema.validate(role, role_schema())
+    old = _role(old_spec) if old_spec else None
+    assert broken_rules(role, old, role_schema())
+
+
+def test_role_crd_cel_rules_accept_valid_grants() -> None:
+    role = _role(
+        {
+            "roleName": "docs_reader",
+            "grants": [
+                _READER,
+                {"privileges": ["ClusterReadOnly"], "database": "*", "collection": "*"},
+                {"privileges": ["DatabaseReadOnly"], "database": "analytics"},
+            ],
+        }
+    )
+    jsonschema.validate(role, role_schema())
+    assert broken_rules(role, None, role_schema()) == []
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {},
+        {"roleName": "9role"},
+        {"roleName": "a-b"},
+        {"roleName": "r", "grants": [{"privileges": []}]},
+        {"roleName": "r", "grants": [{"database": "db"}]},
+        {"roleName": "r", "grants": [{"privileges": ["Search"], "database": "a.b"}]},
+        {"roleName": "r", "deletionPolicy": "Orphan"},
+    ],
+    ids=str,
+)
+def test_role_crd_schema_rejects_bad_roles(spec: dict[str, Any]) -> None:
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(_role(spec), role_schema())
+
+
+def test_user_roles_refuse_public_and_bad_names() -> None:
+    user = {"apiVersion": "auth.milvus.io/v1alpha1", "kind": "MilvusUser"}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**user, "spec": {"username": "u", "roles": ["a-b"]}}, user_schema())
+    listed = {**user, "spec": {"username": "u", "roles": ["docs_reader", "public"]}}
+    jsonschema.validate(listed, user_schema())
+    assert broken_rules(listed) == [".spec.roles[1]: self != 'public'"]
 
 
 @needs_kubectl

@@ -42,6 +42,7 @@ def test_default_install_creates_the_whole_system(default_release: Release) -> N
     kinds = {(obj["kind"], obj["metadata"]["name"]) for obj in default_release.objects}
     assert kinds == {
         ("CustomResourceDefinition", "milvususers.auth.milvus.io"),
+        ("CustomResourceDefinition", "milvusroles.auth.milvus.io"),
         ("ServiceAccount", "mauth-milvus-auth-operator"),
         ("Role", "mauth-milvus-auth-operator"),
         ("RoleBinding", "mauth-milvus-auth-operator"),
@@ -350,6 +351,8 @@ def test_cluster_scope_may_write_only_what_it_needs(render: Render) -> None:
         ("auth.milvus.io", "milvususers", "patch"),
         ("auth.milvus.io", "milvususers/status", "patch"),
         ("auth.milvus.io", "milvususers/finalizers", "update"),
+        ("auth.milvus.io", "milvusroles", "patch"),
+        ("auth.milvus.io", "milvusroles/status", "patch"),
         ("", "secrets", "create"),
         ("", "secrets", "patch"),
         ("", "events", "create"),
@@ -379,8 +382,8 @@ def test_extra_flags_become_variables_but_never_twice(render: Render) -> None:
 
 def test_crd_can_be_left_out_or_unprotected(render: Render) -> None:
     assert render({"crds": {"enabled": False}})[0].find("CustomResourceDefinition") == []
-    crd = render({"crds": {"keep": False}})[0].one("CustomResourceDefinition")
-    assert "helm.sh/resource-policy" not in crd["metadata"].get("annotations", {})
+    for crd in render({"crds": {"keep": False}})[0].find("CustomResourceDefinition"):
+        assert "helm.sh/resource-policy" not in crd["metadata"].get("annotations", {})
 
 
 def test_operator_can_update_stock_milvus_proxies(render: Render) -> None:

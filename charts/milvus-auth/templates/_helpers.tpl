@@ -163,6 +163,13 @@ prometheus.io/path: /metrics
 - apiGroups: [auth.milvus.io]
   resources: [milvususers/status]
   verbs: [get, patch]
+# MilvusRoles: the same as MilvusUsers (finalizer, annotations, status), no owned objects.
+- apiGroups: [auth.milvus.io]
+  resources: [milvusroles]
+  verbs: [get, list, watch, patch]
+- apiGroups: [auth.milvus.io]
+  resources: [milvusroles/status]
+  verbs: [get, patch]
 # Generated Secrets carry an owner reference with blockOwnerDeletion to their MilvusUser.
 - apiGroups: [auth.milvus.io]
   resources: [milvususers/finalizers]
