@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from milvus_auth.config import (
@@ -18,6 +19,7 @@ from milvus_auth.config import (
     parse_names,
     read_secret_file,
 )
+from milvus_auth.operator.permissions import parse_namespace_databases
 
 DEFAULT_RESYNC_PERIOD = 300.0
 DEFAULT_PROXY_TIMEOUT = 2.0
@@ -71,6 +73,10 @@ class OperatorConfig:
     privileged_namespaces: frozenset[str] = frozenset()
     """Namespaces whose MilvusUsers may set allowRoot or adopt users the operator did not
     create; by default the operator's own namespace (none outside a cluster)."""
+    namespace_databases: Mapping[str, frozenset[str]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    """Per listed namespace, the only databases its MilvusRoles may grant on (never `*`)."""
 
 
 class _Namespaces(argparse.Action):
@@ -142,6 +148,12 @@ def add_arguments(
         metavar="NS,...",
     )
     option(
+        "--namespace-databases",
+        help="confine the MilvusRole grants of listed namespaces to their databases, e.g. "
+        "team-a=analytics,shared;team-b=ml (no *; unlisted namespaces are not confined)",
+        metavar="NS=DB,...;...",
+    )
+    option(
         "--operator-namespace",
         help="the namespace the operator runs in (the chart passes it from the downward API); "
         "the default privileged namespace",
@@ -172,6 +184,10 @@ def build_config(args: argparse.Namespace) -> OperatorConfig:
     privileged_namespaces = parse_names(privileged)
     if any(char in name for name in privileged_namespaces for char in "*?![]"):
         raise ConfigError("--privileged-namespaces takes exact names, not patterns")
+    try:
+        namespace_databases = parse_namespace_databases(args.namespace_databases or "")
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     token = read_secret_file(args.internal_token_file) if args.internal_token_file else None
     if token is not None and not token:
         raise ConfigError(f"{args.internal_token_file} is empty")
@@ -188,4 +204,5 @@ def build_config(args: argparse.Namespace) -> OperatorConfig:
         peering=args.peering or None,
         kubeconfig=args.kubeconfig or None,
         privileged_namespaces=privileged_namespaces,
+        namespace_databases=namespace_databases,
     )

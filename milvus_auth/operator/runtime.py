@@ -26,6 +26,7 @@ class OperatorRuntime:
         self._proxy_notifier: ProxyNotifier | None = None
         self._store: CredentialStore | None = None
         self._reconciler: Reconciler | None = None
+        self.permissions = Permissions(config.privileged_namespaces, config.namespace_databases)
 
     @property
     def reconciler(self) -> Reconciler:
@@ -55,7 +56,7 @@ class OperatorRuntime:
             notifier=notifier,
             metrics=self.metrics,
             bcrypt_cost=common.bcrypt_cost,
-            permissions=Permissions(self.config.privileged_namespaces),
+            permissions=self.permissions,
             password_policy=common.password_policy,
         )
         if self.config.metrics_port is not None:

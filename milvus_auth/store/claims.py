@@ -1,4 +1,4 @@
-"""Who manages which username: one claim per username under the project's own etcd prefix.
+"""Who manages which username or role: one claim per name under the project's own etcd prefix.
 
 The claim keeps two MilvusUsers from fighting over one Milvus user (first one wins) and records
 whether the operator created the user or adopted one that already existed, without adding
@@ -55,11 +55,15 @@ class Claim:
 
 
 class ClaimStore:
-    """Create-if-absent claims keyed by username, scoped to one Milvus meta root."""
+    """Create-if-absent claims keyed by name, scoped to one Milvus meta root and one kind.
 
-    def __init__(self, connection: EtcdConnection, meta_root: str) -> None:
+    `kind` keeps the namespaces of names apart: `claims` (the default) holds usernames,
+    `role-claims` role names, so a user and a role of the same name never share a claim.
+    """
+
+    def __init__(self, connection: EtcdConnection, meta_root: str, *, kind: str = "claims") -> None:
         self.connection = connection
-        self.prefix = f"{CLAIMS_ROOT}/{meta_root.strip('/')}/claims/"
+        self.prefix = f"{CLAIMS_ROOT}/{meta_root.strip('/')}/{kind}/"
 
     async def claim(self, username: str, claim: Claim) -> Claim:
         """Store `claim` for `username` if nobody holds it; return the claim that holds now."""

@@ -73,6 +73,16 @@ def test_privileged_namespaces_default_to_the_operators_own(
     assert config.privileged_namespaces == expected
 
 
+def test_namespace_databases_from_the_environment() -> None:
+    environ = {"MILVUS_AUTH_NAMESPACE_DATABASES": "team-a=analytics,shared;team-b=ml"}
+    config = build_config(parse(["--namespace", "a"], environ))
+    assert config.namespace_databases == {
+        "team-a": frozenset({"analytics", "shared"}),
+        "team-b": frozenset({"ml"}),
+    }
+    assert build_config(parse(["--namespace", "a"])).namespace_databases == {}
+
+
 def test_all_namespaces() -> None:
     config = build_config(parse(["--all-namespaces", "true"]))
     assert config.all_namespaces
@@ -87,6 +97,7 @@ def test_all_namespaces() -> None:
         (["--namespace", "team-*"], "exact names"),
         (["--namespace", "a", "--resync-period", "0"], "must be positive"),
         (["--namespace", "a", "--privileged-namespaces", "ops-*"], "exact names"),
+        (["--namespace", "a", "--namespace-databases", "team=*"], "--namespace-databases"),
     ],
 )
 def test_refused_combinations(argv: list[str], message: str) -> None:
