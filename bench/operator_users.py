@@ -30,6 +30,7 @@ import kmock
 
 from milvus_auth.config import CommonSettings
 from milvus_auth.core import KeyLayout, hash_password
+from milvus_auth.core.grants import RbacLayout
 from milvus_auth.operator.apply import Reconciler
 from milvus_auth.operator.config import OperatorConfig, ServiceRef
 from milvus_auth.operator.metrics import OperatorMetrics
@@ -37,7 +38,7 @@ from milvus_auth.operator.notify import FanOut
 from milvus_auth.operator.permissions import Permissions
 from milvus_auth.operator.reconcile import Applied, UserSpec
 from milvus_auth.operator.runtime import OperatorRuntime
-from milvus_auth.store import ClaimStore, CredentialStore, Endpoint, EtcdSettings
+from milvus_auth.store import ClaimStore, CredentialStore, Endpoint, EtcdSettings, PolicyStore
 from tests.harness.milvus import MilvusLite
 from tests.harness.processes import EtcdServer
 from tests.harness.proxy import ProxyProcess
@@ -91,6 +92,9 @@ class _NoProxies:
     async def invalidate(self, username: str) -> FanOut:
         return FanOut(0, 0)
 
+    async def refresh_policy(self) -> FanOut:
+        return FanOut(0, 0)
+
 
 def _reconciler(store: CredentialStore, kube: _Secrets, cost: int) -> Reconciler:
     return Reconciler(
@@ -101,6 +105,7 @@ def _reconciler(store: CredentialStore, kube: _Secrets, cost: int) -> Reconciler
         metrics=OperatorMetrics(),
         bcrypt_cost=cost,
         permissions=Permissions(),
+        policy=PolicyStore(store.connection.settings, RbacLayout(store.layout.meta_root)),
     )
 
 

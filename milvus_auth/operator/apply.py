@@ -41,12 +41,14 @@ from milvus_auth.operator.reconcile import (
     needed_privileges,
     new_claim,
 )
+from milvus_auth.operator.roles.bindings import BindingWriter
 from milvus_auth.operator.secrets import PasswordProblem, SecretPassword, read_password
 from milvus_auth.operator.status import Outcome, Reason
 from milvus_auth.store import (
     ClaimStore,
     CredentialStore,
     EtcdUnavailable,
+    PolicyStore,
     RevisionConflict,
     StoredCredential,
 )
@@ -78,6 +80,7 @@ class Reconciler:
         metrics: OperatorMetrics,
         bcrypt_cost: int,
         permissions: Permissions,
+        policy: PolicyStore,
         password_policy: PasswordPolicy | None = None,
     ) -> None:
         self.store = store
@@ -88,6 +91,7 @@ class Reconciler:
         self.bcrypt_cost = bcrypt_cost
         self.permissions = permissions
         self.password_policy = password_policy or PasswordPolicy()
+        self.bindings = BindingWriter(policy=policy, notifier=notifier, metrics=metrics)
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         # What this process applied last, per resource uid. kopf hands handlers the body of the
         # event that triggered them, whose status may predate this process's own last patch;
@@ -116,6 +120,7 @@ class Reconciler:
             stored = await self.store.get(spec.username)
             exists = stored is not None
             needed = needed_privileges(spec, claim=claim, exists=exists)
+            needed += await self.bindings.privileges(spec.roles)
             refused = self.permissions.refusal(spec.namespace, needed)
             if refused is not None:
                 return Outcome(Reason.NOT_PERMITTED, refused)
@@ -126,7 +131,10 @@ class Reconciler:
                     Reason.CONFLICT, f"username {spec.username} is already managed by {claim.owner}"
                 )
             secret = await read_password(self.kube, spec, self.password_policy)
-            return await self._apply(spec, applied, secret, stored)
+            password = await self._apply(spec, applied, secret, stored)
+            return await self.bindings.apply(
+                spec.username, spec.roles, password=password, ready=applied.ready
+            )
         except UserExists:
             return await self._lost_create(spec)
         except MalformedRecord as error:

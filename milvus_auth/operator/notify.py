@@ -1,4 +1,5 @@
-"""Push cache changes to every proxy: Milvus's own `UpdateCredentialCache` fan-out, concurrently.
+"""Push cache changes to every proxy: Milvus's own `UpdateCredentialCache` and
+`RefreshPolicyInfoCache` fan-out, concurrently.
 
 Proxies are the ready endpoints of the EndpointSlices of one Service (port named `internal`),
 so stock Milvus proxies (internal port 19529) and milvus-auth proxies are notified alike. Only
@@ -30,6 +31,7 @@ INTERNAL_PORT_NAME = "internal"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
 CONTROLLER = "endpointslice-controller.k8s.io"
+REFRESH_OP = 7  # typeutil.CacheRefresh
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,10 @@ class Notifier(Protocol):
 
     async def invalidate(self, username: str) -> FanOut:
         """Drop the user's cache entry on every proxy."""
+        ...
+
+    async def refresh_policy(self) -> FanOut:
+        """Make every proxy re-read all roles, mappings and grants."""
         ...
 
 
@@ -126,6 +132,20 @@ class ProxyNotifier:
         request = proxy_pb2.InvalidateCredCacheRequest(username=username)
         return await self._fan_out(
             "InvalidateCredentialCache", lambda s: s.InvalidateCredentialCache, request
+        )
+
+    async def refresh_policy(self) -> FanOut:
+        """RefreshPolicyInfoCache{opType: 7 CacheRefresh} on every proxy.
+
+        The full refresh, not the fine-grained ops 1-4 and 6: its key is empty, so it means
+        the same to every Milvus version (2.3/2.4 proxies take one policy per op 3/4 key, 2.5+
+        several joined by `|`, group-expanded), it carries the effect of a custom group's
+        members without expanding them here, and a refresh that arrives late still leaves the
+        proxy with the newest state rather than replaying an old delta.
+        """
+        request = proxy_pb2.RefreshPolicyInfoCacheRequest(opType=REFRESH_OP, opKey="")
+        return await self._fan_out(
+            "RefreshPolicyInfoCache", lambda s: s.RefreshPolicyInfoCache, request
         )
 
     async def _fan_out(

@@ -50,6 +50,8 @@ class UserSpec:
     rotation: str = ""
     secret_labels: Mapping[str, str] = field(default_factory=dict)
     secret_annotations: Mapping[str, str] = field(default_factory=dict)
+    roles: tuple[str, ...] | None = None
+    """`spec.roles`: the user's Milvus roles (authoritative); None leaves mappings alone."""
 
     @property
     def owner(self) -> str:
@@ -96,6 +98,7 @@ class UserSpec:
             rotation=str(spec.get("rotation") or ""),
             secret_labels=_strings(template.get("labels")),
             secret_annotations=_strings(template.get("annotations")),
+            roles=_roles(spec.get("roles")),
         )
 
 
@@ -218,6 +221,14 @@ def decide_removal(spec: UserSpec, applied: Applied, *, claim: Claim | None) -> 
     if applied.record_revision is None:
         return Removal.NEVER_WRITTEN
     return Removal.DELETE
+
+
+def _roles(value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        return ()  # a wrong type binds nothing rather than something
+    return tuple(sorted({str(role) for role in value}))
 
 
 def _strings(value: Any) -> dict[str, str]:

@@ -6,17 +6,21 @@ metrics of the very operator they run.
 
 from __future__ import annotations
 
+from milvus_auth.core.grants import RbacLayout
 from milvus_auth.operator.apply import Reconciler
 from milvus_auth.operator.config import OperatorConfig
 from milvus_auth.operator.kube import KubeClient
 from milvus_auth.operator.metrics import OperatorMetrics
 from milvus_auth.operator.notify import Notifier, ProxyNotifier
 from milvus_auth.operator.permissions import Permissions
-from milvus_auth.store import ClaimStore, CredentialStore
+from milvus_auth.operator.roles.act import RoleReconciler
+from milvus_auth.store import ClaimStore, CredentialStore, PolicyStore
+
+ROLE_CLAIMS = "role-claims"
 
 
 class OperatorRuntime:
-    """etcd store and claims, the Kubernetes client, the proxy notifier, the reconciler."""
+    """etcd stores and claims, the Kubernetes client, the proxy notifier, the reconcilers."""
 
     def __init__(self, config: OperatorConfig, *, notifier: Notifier | None = None) -> None:
         self.config = config
@@ -25,7 +29,9 @@ class OperatorRuntime:
         self._notifier_override = notifier
         self._proxy_notifier: ProxyNotifier | None = None
         self._store: CredentialStore | None = None
+        self._policy: PolicyStore | None = None
         self._reconciler: Reconciler | None = None
+        self._roles: RoleReconciler | None = None
         self.permissions = Permissions(config.privileged_namespaces, config.namespace_databases)
 
     @property
@@ -35,11 +41,19 @@ class OperatorRuntime:
             raise RuntimeError("the operator runtime is not open")
         return self._reconciler
 
+    @property
+    def roles(self) -> RoleReconciler:
+        """The MilvusRole reconciler; only between `open` and `close`."""
+        if self._roles is None:
+            raise RuntimeError("the operator runtime is not open")
+        return self._roles
+
     async def open(self) -> None:
         """Create the clients (etcd connects lazily, so a down etcd does not stop start-up)."""
         common = self.config.common
         self._store = CredentialStore(common.etcd, common.layout)
         claims = ClaimStore(self._store.connection, common.layout.meta_root)
+        self._policy = PolicyStore(common.etcd, RbacLayout(common.layout.meta_root))
         notifier = self._notifier_override
         if notifier is None:
             notifier = self._proxy_notifier = ProxyNotifier(
@@ -58,6 +72,14 @@ class OperatorRuntime:
             bcrypt_cost=common.bcrypt_cost,
             permissions=self.permissions,
             password_policy=common.password_policy,
+            policy=self._policy,
+        )
+        self._roles = RoleReconciler(
+            policy=self._policy,
+            claims=ClaimStore(self._policy.connection, common.layout.meta_root, kind=ROLE_CLAIMS),
+            notifier=notifier,
+            metrics=self.metrics,
+            permissions=self.permissions,
         )
         if self.config.metrics_port is not None:
             self.metrics.serve(self.config.metrics_port)
@@ -65,11 +87,15 @@ class OperatorRuntime:
     async def close(self) -> None:
         """Close every client; safe to call twice."""
         self._reconciler = None
+        self._roles = None
         if self._proxy_notifier is not None:
             await self._proxy_notifier.close()
             self._proxy_notifier = None
         if self._store is not None:
             await self._store.close()
             self._store = None
+        if self._policy is not None:
+            await self._policy.close()
+            self._policy = None
         await self.kube.close()
         self.metrics.stop()

@@ -29,6 +29,7 @@ class Reason(enum.StrEnum):
     NOT_PERMITTED = "NotPermitted"
     ETCD_UNAVAILABLE = "EtcdUnavailable"
     RECORD_CHANGED = "RecordChanged"
+    ROLE_NOT_FOUND = "RoleNotFound"
     INVALID_RECORD = "InvalidRecord"
     KUBERNETES_UNAVAILABLE = "KubernetesUnavailable"
 
@@ -60,6 +61,8 @@ class Outcome:
     lastAppliedTime)."""
     written: str = ""
     """`create` or `update` when this reconcile wrote the etcd record, for the Event."""
+    grants: int | None = None
+    """A MilvusRole's privileges in etcd after this reconcile (None: not known, or a user)."""
 
     @property
     def ready(self) -> bool:
@@ -87,6 +90,9 @@ def build_status(
     revision = outcome.record_revision or previous.get("recordRevision")
     if revision:
         status["recordRevision"] = revision
+    grants = outcome.grants if outcome.grants is not None else previous.get("grants")
+    if grants is not None:
+        status["grants"] = grants
     if outcome.proxies is not None:
         updated, total = outcome.proxies.updated, outcome.proxies.total
         status["proxies"] = {"updated": updated, "total": total, "summary": f"{updated}/{total}"}

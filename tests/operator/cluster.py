@@ -25,6 +25,7 @@ from milvus_auth.operator.runtime import OperatorRuntime
 NAMESPACE = "team"
 USERS = "auth.milvus.io/v1alpha1/milvususers"
 SECRETS = "v1/secrets"
+ROLES = "auth.milvus.io/v1alpha1/milvusroles"
 SLICES = "discovery.k8s.io/v1/endpointslices"
 SLICE_CONTROLLER = "endpointslice-controller.k8s.io"
 _VERBS = {"list", "watch", "get", "create", "patch", "update", "delete"}
@@ -54,6 +55,9 @@ def declare_resources(api: kmock.KubernetesEmulator) -> None:
     api.resources[SLICES] = kmock.ResourceInfo(kind="EndpointSlice", namespaced=True, verbs=_VERBS)
     api.resources[USERS] = kmock.ResourceInfo(
         kind="MilvusUser", namespaced=True, verbs=_VERBS, subresources={"status"}
+    )
+    api.resources[ROLES] = kmock.ResourceInfo(
+        kind="MilvusRole", namespaced=True, verbs=_VERBS, subresources={"status"}
     )
 
 
@@ -157,6 +161,56 @@ class Cluster:
         change.setdefault("metadata", {})["resourceVersion"] = self._version()
         path = f"/apis/auth.milvus.io/v1alpha1/namespaces/{NAMESPACE}/milvususers/{name}"
         await self._send("PATCH", path, change)
+
+    async def create_role(
+        self, name: str, spec: dict[str, Any], *, namespace: str = NAMESPACE
+    ) -> None:
+        body = {
+            "apiVersion": "auth.milvus.io/v1alpha1",
+            "kind": "MilvusRole",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "uid": f"uid-{namespace}-{name}",
+                "generation": 1,
+                "resourceVersion": self._version(),
+            },
+            "spec": spec,
+        }
+        path = f"/apis/auth.milvus.io/v1alpha1/namespaces/{namespace}/milvusroles"
+        await self._send("POST", path, body)
+
+    async def patch_role(
+        self, name: str, change: dict[str, Any], *, namespace: str = NAMESPACE
+    ) -> None:
+        """A spec change (kmock does not bump generation: the change says the new one)."""
+        change.setdefault("metadata", {})["resourceVersion"] = self._version()
+        path = f"/apis/auth.milvus.io/v1alpha1/namespaces/{namespace}/milvusroles/{name}"
+        await self._send("PATCH", path, change)
+
+    async def delete_role(self, name: str, *, namespace: str = NAMESPACE) -> None:
+        path = f"/apis/auth.milvus.io/v1alpha1/namespaces/{namespace}/milvusroles/{name}"
+        await self._send("DELETE", path)
+
+    def role(self, name: str, namespace: str = NAMESPACE) -> dict[str, Any] | None:
+        key = (kmock.resource(ROLES), namespace, name)
+        if key not in self.api.objects or self.api.objects[key].deleted:
+            return None
+        raw: dict[str, Any] = self.api.objects[key].raw
+        return raw
+
+    def role_status(self, name: str, namespace: str = NAMESPACE) -> dict[str, Any]:
+        return dict((self.role(name, namespace) or {}).get("status") or {})
+
+    def role_reason(self, name: str, namespace: str = NAMESPACE) -> str | None:
+        for condition in self.role_status(name, namespace).get("conditions") or []:
+            if condition.get("type") == "Ready":
+                return str(condition.get("reason"))
+        return None
+
+    def role_history(self, name: str, namespace: str = NAMESPACE) -> list[dict[str, Any]]:
+        history = self.api.objects[kmock.resource(ROLES), namespace, name].history
+        return [version.raw for version in history if version is not None]
 
     async def delete_user(self, name: str) -> None:
         await self._send(

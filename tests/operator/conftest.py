@@ -49,6 +49,7 @@ class FakeNotifier:
         self.updates: list[tuple[str, str]] = []
         self.revisions: list[int | None] = []
         self.invalidations: list[str] = []
+        self.refreshes = 0
 
     async def update(self, username: str, digest: str, *, revision: int | None) -> FanOut:
         self.updates.append((username, digest))
@@ -57,6 +58,10 @@ class FakeNotifier:
 
     async def invalidate(self, username: str) -> FanOut:
         self.invalidations.append(username)
+        return FanOut(self.updated, self.total)
+
+    async def refresh_policy(self) -> FanOut:
+        self.refreshes += 1
         return FanOut(self.updated, self.total)
 
 

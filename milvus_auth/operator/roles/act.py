@@ -1,0 +1,217 @@
+"""Act on a MilvusRole's plan: one writer for the role's grants, then the proxies' refresh.
+
+Nothing is claimed or written before every check passed: an invalid spec, a refused privilege
+or database, or another MilvusRole holding the role name leaves etcd untouched. Writes go
+through `PolicyStore`, whose compare-and-swap transactions make a concurrent writer (a proxy's
+RBAC RPC, the CLI) lose a round instead of being overwritten; the next pass plans again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+
+from milvus_auth.core.errors import RoleExists, RoleNotFound
+from milvus_auth.operator.kube import KubeError
+from milvus_auth.operator.metrics import OperatorMetrics
+from milvus_auth.operator.notify import FanOut, Notifier
+from milvus_auth.operator.permissions import Permissions
+from milvus_auth.operator.roles.decide import (
+    GRANTOR,
+    InvalidRole,
+    RolePlan,
+    custom_groups,
+    describe,
+    desired_grants,
+    grant_databases,
+    plan_role,
+    role_privileges,
+)
+from milvus_auth.operator.roles.spec import RoleDeletion, RoleSpec
+from milvus_auth.operator.status import Outcome, Reason
+from milvus_auth.store import ClaimStore, EtcdUnavailable, PolicyStore, RevisionConflict
+from milvus_auth.store.claims import Claim, Origin
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Note:
+    """An Event the handlers post: type, reason, message."""
+
+    type: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class RoleResult:
+    """One reconcile or removal of a MilvusRole: the status outcome and the Events to post."""
+
+    outcome: Outcome
+    notes: tuple[Note, ...] = ()
+    done: bool = True
+    """For a removal: False means retry before dropping the finalizer."""
+
+
+class RoleReconciler:
+    """Makes one MilvusRole's Milvus role equal to its spec and tells every proxy."""
+
+    def __init__(
+        self,
+        *,
+        policy: PolicyStore,
+        claims: ClaimStore,
+        notifier: Notifier,
+        metrics: OperatorMetrics,
+        permissions: Permissions,
+    ) -> None:
+        self.policy = policy
+        self.claims = claims
+        self.notifier = notifier
+        self.metrics = metrics
+        self.permissions = permissions
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def reconcile(self, spec: RoleSpec, *, ready: bool, observed: int) -> RoleResult:
+        """One pass. `ready`: the status shows every proxy confirmed; `observed`: the
+        generation the status says was applied (equal to the spec's: any write is drift)."""
+        async with self._locks[spec.owner]:
+            try:
+                result = await self._reconcile(spec, ready=ready, drift=observed == spec.generation)
+            except InvalidRole as error:
+                result = RoleResult(Outcome(Reason.INVALID_SPEC, str(error)))
+            except EtcdUnavailable as error:
+                result = RoleResult(Outcome(Reason.ETCD_UNAVAILABLE, f"{error}; retrying"))
+            except (RevisionConflict, RoleNotFound, RoleExists):
+                message = "the role changed while writing; retrying"
+                result = RoleResult(Outcome(Reason.RECORD_CHANGED, message))
+        self.metrics.reconciles.labels(result.outcome.reason.value).inc()
+        return result
+
+    async def _reconcile(self, spec: RoleSpec, *, ready: bool, drift: bool) -> RoleResult:
+        snapshot = await self.policy.snapshot()
+        groups = custom_groups(snapshot)
+        wanted = desired_grants(spec, groups)
+        exists = spec.role in snapshot.roles
+        claim = await self.claims.get(spec.role)
+        needed = role_privileges(spec, groups, claim=claim, exists=exists)
+        refused = self.permissions.refusal(spec.namespace, needed)
+        refused = refused or self.permissions.database_refusal(
+            spec.namespace, grant_databases(spec)
+        )
+        if refused is not None:
+            return RoleResult(Outcome(Reason.NOT_PERMITTED, refused))
+        notes: list[Note] = []
+        if claim is None:
+            origin = Origin.ADOPTED if exists else Origin.CREATED
+            claim = await self.claims.claim(spec.role, Claim(spec.owner, origin))
+            if claim.owner == spec.owner and origin is Origin.ADOPTED:
+                message = f"took over the existing Milvus role {spec.role}; its grants follow"
+                notes.append(Note("Normal", "TakenOver", message + " the spec"))
+        if claim.owner != spec.owner:
+            message = f"role {spec.role} is already managed by {claim.owner}"
+            return RoleResult(Outcome(Reason.CONFLICT, message))
+        plan = plan_role(spec.role, wanted, snapshot)
+        await self._write(plan, spec.role)
+        notes += _notes(plan, spec.role, drift=drift and exists)
+        if plan.empty and ready:
+            message = f"{len(wanted)} privileges granted"
+            return RoleResult(Outcome(Reason.APPLIED, message, grants=len(wanted)), tuple(notes))
+        proxies = await self._refresh()
+        return RoleResult(_outcome(proxies, wanted=len(wanted), wrote=not plan.empty), tuple(notes))
+
+    async def _write(self, plan: RolePlan, role: str) -> None:
+        if plan.create:
+            await self.policy.create_role(role)
+            self.metrics.etcd_writes.labels("create_role").inc()
+        for target, privilege in plan.grant:
+            if await self.policy.grant(target, privilege, GRANTOR):
+                self.metrics.etcd_writes.labels("grant").inc()
+        for target, privilege in plan.revoke:
+            if await self.policy.revoke(target, privilege):
+                self.metrics.etcd_writes.labels("revoke").inc()
+        if not plan.empty:
+            log.info(
+                "role %s: created=%s granted=%d revoked=%d",
+                role,
+                plan.create,
+                len(plan.grant),
+                len(plan.revoke),
+            )
+
+    async def _refresh(self) -> FanOut | None:
+        try:
+            return await self.notifier.refresh_policy()
+        except KubeError as error:
+            log.warning("cannot list the proxies: %s", error)
+            return None
+
+    async def remove(self, spec: RoleSpec, *, give_up: bool = False) -> RoleResult:
+        """Drop (Delete) or keep (Retain) the role when its MilvusRole goes; raises
+        EtcdUnavailable. Only the claim's owner drops anything; the claim goes last, once every
+        proxy refreshed or `give_up` says to stop waiting for them."""
+        async with self._locks[spec.owner]:
+            claim = await self.claims.get(spec.role) if spec.role else None
+            if claim is None or claim.owner != spec.owner:
+                message = "this MilvusRole never managed the role; Milvus untouched"
+                return RoleResult(
+                    Outcome(Reason.APPLIED, message), (Note("Normal", "Retained", message),)
+                )
+            if spec.deletion_policy is RoleDeletion.RETAIN:
+                await self.claims.release(spec.role, spec.owner)
+                message = f"kept Milvus role {spec.role}: deletionPolicy is Retain"
+                return RoleResult(
+                    Outcome(Reason.APPLIED, message), (Note("Normal", "Retained", message),)
+                )
+            try:
+                await self.policy.drop_role(spec.role, force=True)
+                self.metrics.etcd_writes.labels("drop_role").inc()
+            except RoleNotFound:
+                pass  # dropped by someone else, or by an earlier try of this removal
+            proxies = await self._refresh()
+            complete = proxies is not None and proxies.complete
+            if not complete and not give_up:
+                message = "role dropped; waiting for every proxy to refresh"
+                return RoleResult(
+                    Outcome(Reason.PROXIES_PENDING, message, proxies=proxies), done=False
+                )
+            await self.claims.release(spec.role, spec.owner)
+        self._locks.pop(spec.owner, None)
+        message = f"dropped Milvus role {spec.role} with its grants and user mappings"
+        return RoleResult(
+            Outcome(Reason.APPLIED, message, proxies=proxies), (Note("Normal", "Deleted", message),)
+        )
+
+
+def _notes(plan: RolePlan, role: str, *, drift: bool) -> list[Note]:
+    """Events naming every grant and revoke; writes to an already applied spec are drift
+    someone made by hand, repaired, and said so as a Warning."""
+    changes = []
+    if plan.grant:
+        changes.append("granted " + "; ".join(describe(grant) for grant in plan.grant))
+    if plan.revoke:
+        changes.append("revoked " + "; ".join(describe(grant) for grant in plan.revoke))
+    if plan.create:
+        message = f"created Milvus role {role}" + "".join(f"; {c}" for c in changes)
+        return [Note("Normal", "Created", message)]
+    if changes and drift:
+        message = f"role {role} differed from the spec: {'; '.join(changes)}"
+        return [Note("Warning", "DriftRepaired", message)]
+    return [Note("Normal", "Updated", "; ".join(changes))] if changes else []
+
+
+def _outcome(proxies: FanOut | None, *, wanted: int, wrote: bool) -> Outcome:
+    if proxies is None:
+        message = "cannot list the proxies; retrying"
+        return Outcome(Reason.PROXIES_PENDING, message, grants=wanted, applied=wrote)
+    if not proxies.complete:
+        message = f"{proxies.updated} of {proxies.total} proxies refreshed; retrying"
+        return Outcome(
+            Reason.PROXIES_PENDING, message, proxies=proxies, grants=wanted, applied=wrote
+        )
+    # The same words as an unchanged pass (proxies are in status.proxies): no churn on resync.
+    message = f"{wanted} privileges granted"
+    return Outcome(Reason.APPLIED, message, proxies=proxies, grants=wanted, applied=True)
