@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
@@ -266,12 +265,3 @@ async def test_restart_with_unchanged_roles_writes_nothing(
     assert (await policy.snapshot()).revision == revision
     assert notifier.refreshes == 0
     assert {index: len(cluster.role_history(f"r{index}")) for index in range(count)} == versions
-
-
-def _unchanged(before: PolicySnapshot, after: PolicySnapshot) -> bool:
-    keep: list[Any] = [
-        (before.roles, after.roles),
-        (before.bindings, after.bindings),
-        (set(before.grants), set(after.grants)),
-    ]
-    return all(old == new for old, new in keep)
