@@ -18,6 +18,8 @@ import pytest
 import yaml
 
 from milvus_auth.core.passwords import PasswordPolicy
+from milvus_auth.operator.roles.decide import desired_grants
+from milvus_auth.operator.roles.spec import RoleSpec
 from tests.chart.conftest import CHART, EXAMPLES, ROOT, load_all, needs_helm
 from tests.chart.kube import kubernetes_api
 
@@ -301,6 +303,35 @@ def test_role_crd_cel_rules_accept_valid_grants() -> None:
 def test_role_crd_schema_rejects_bad_roles(spec: dict[str, Any]) -> None:
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(_role(spec), role_schema())
+
+
+ROLE_EXAMPLES = sorted((EXAMPLES / "roles").glob("*.yaml"))
+
+
+def role_examples(kind: str) -> list[dict[str, Any]]:
+    return [obj for path in ROLE_EXAMPLES for obj in load_all(path) if obj.get("kind") == kind]
+
+
+@pytest.mark.parametrize("role", role_examples("MilvusRole"), ids=lambda r: r["metadata"]["name"])
+def test_example_roles_pass_the_crd_schema_and_milvus_rules(role: dict[str, Any]) -> None:
+    jsonschema.validate(role, role_schema())
+    assert broken_rules(role, None, role_schema()) == []
+    # The CRD's defaults, then the operator's own check (Milvus's v2 grant rules).
+    for grant in role["spec"]["grants"]:
+        grant.setdefault("database", "default")
+        grant.setdefault("collection", "*")
+    assert desired_grants(RoleSpec.from_body(role), {})
+
+
+def test_example_users_name_only_declared_roles() -> None:
+    declared = {role["spec"]["roleName"] for role in role_examples("MilvusRole")}
+    users = role_examples("MilvusUser")
+    assert users
+    for user in users:
+        jsonschema.validate(user, user_schema())
+        assert set(user["spec"]["roles"]) <= declared
+    listed = load_all(EXAMPLES / "roles" / "kustomization.yaml")[0]["resources"]
+    assert sorted(listed) == sorted(p.name for p in ROLE_EXAMPLES if p.name != "kustomization.yaml")
 
 
 def test_user_roles_refuse_public_and_bad_names() -> None:

@@ -334,6 +334,18 @@ def test_privileged_namespaces_default_to_the_operators_own(render: Render) -> N
     assert env_of(container)["MILVUS_AUTH_PRIVILEGED_NAMESPACES"] == "ops,platform"
 
 
+def test_namespace_databases_become_one_variable(render: Render) -> None:
+    (container,) = containers(render({})[0].one("Deployment", "-operator"))
+    assert "MILVUS_AUTH_NAMESPACE_DATABASES" not in env_of(container)
+    values = {"namespaceDatabases": {"team-b": ["ml"], "team-a": ["analytics", "shared"]}}
+    (container,) = containers(render({"operator": values})[0].one("Deployment", "-operator"))
+    assert env_of(container)["MILVUS_AUTH_NAMESPACE_DATABASES"] == (
+        "team-a=analytics,shared;team-b=ml"
+    )
+    with pytest.raises(RenderError):
+        render({"operator": {"namespaceDatabases": {"team-a": ["*"]}}})
+
+
 def test_cluster_scope_may_write_only_what_it_needs(render: Render) -> None:
     release = render({"operator": {"scope": "cluster"}})[0]
     (container,) = containers(release.one("Deployment", "-operator"))

@@ -116,6 +116,14 @@
 - name: MILVUS_AUTH_PRIVILEGED_NAMESPACES
   value: {{ join "," . | quote }}
 {{- end }}
+{{- with $o.namespaceDatabases }}
+{{- $entries := list }}
+{{- range $namespace, $databases := . }}
+{{- $entries = append $entries (printf "%s=%s" $namespace (join "," $databases)) }}
+{{- end }}
+- name: MILVUS_AUTH_NAMESPACE_DATABASES
+  value: {{ join ";" $entries | quote }}
+{{- end }}
 - name: MILVUS_AUTH_PROXY_SERVICE
   value: {{ default (printf "%s/%s" .Release.Namespace (include "milvus-auth.proxy.internalService" .)) $o.proxyService | quote }}
 - name: MILVUS_AUTH_RESYNC_PERIOD
