@@ -23,13 +23,13 @@ class OperatorMetrics:
         self.registry = CollectorRegistry()
         self.reconciles = Counter(
             "milvus_auth_operator_reconciles",
-            "MilvusUser reconciles by result (the Ready reason, or Deleted/Retained/Skipped)",
+            "MilvusUser and MilvusRole reconciles by result (Ready reason, Deleted, Retained)",
             ["result"],
             registry=self.registry,
         )
         self.etcd_writes = Counter(
             "milvus_auth_operator_etcd_writes",
-            "credential records written to etcd, by operation",
+            "etcd writes by operation (records; roles, grants and bindings)",
             ["operation"],
             registry=self.registry,
         )
@@ -68,7 +68,7 @@ class OperatorMetrics:
         return int(sum(self._sample_total("milvus_auth_operator_bcrypt_seconds_count")))
 
     def etcd_write_count(self) -> int:
-        """How many etcd writes (create, update, delete) happened."""
+        """How many etcd writes (records, roles, grants, bindings) happened."""
         return int(sum(self._sample_total("milvus_auth_operator_etcd_writes_total")))
 
     def _sample_total(self, name: str) -> list[float]:

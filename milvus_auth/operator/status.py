@@ -17,7 +17,7 @@ from milvus_auth.operator.notify import FanOut
 
 
 class Reason(enum.StrEnum):
-    """Why the user is (not) Ready; the Ready condition's reason."""
+    """Why a MilvusUser or MilvusRole is (not) Ready; the Ready condition's reason."""
 
     APPLIED = "Applied"
     PROXIES_PENDING = "ProxiesPending"
