@@ -83,6 +83,11 @@ class _Cache(proxy_pb2_grpc.ProxyServicer):
         self.calls.append((request.username, "", None))
         return common_pb2.Status()
 
+    async def RefreshPolicyInfoCache(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        token = dict(context.invocation_metadata() or ()).get(INTERNAL_TOKEN_METADATA)
+        self.calls.append((f"op{request.opType}", request.opKey, token))
+        return common_pb2.Status(code=self.code, reason="refused" if self.code else "")
+
 
 class _Slices:
     """Stands in for the Kubernetes client: serves a fixed list of EndpointSlices."""
@@ -149,6 +154,30 @@ async def test_fan_out_counts_confirmations_and_sends_the_token(
         "milvus_auth_operator_proxy_failures_total", {"rpc": "UpdateCredentialCache"}
     )
     assert failures == 4.0  # two failing proxies, two updates
+
+
+async def test_policy_refresh_is_a_full_refresh_on_every_proxy(
+    servers: list[tuple[_Cache, int]],
+) -> None:
+    metrics = OperatorMetrics()
+    notifier = ProxyNotifier(
+        kube=_Slices([port for _, port in servers]),  # type: ignore[arg-type]
+        service=SERVICE,
+        token="tkn",
+        timeout=1.0,
+        metrics=metrics,
+    )
+    try:
+        result = await notifier.refresh_policy()
+    finally:
+        await notifier.close()
+    assert (result.updated, result.total) == (2, 3)  # the third proxy refuses
+    for cache, _ in servers:
+        assert cache.calls == [("op7", "", "tkn")]
+    failures = metrics.registry.get_sample_value(
+        "milvus_auth_operator_proxy_failures_total", {"rpc": "RefreshPolicyInfoCache"}
+    )
+    assert failures == 1.0
 
 
 async def test_no_proxy_service_means_nothing_to_notify() -> None:
