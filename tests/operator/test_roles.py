@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -10,9 +11,10 @@ from milvus_auth.core import KeyLayout
 from milvus_auth.core.grants import GrantTarget, RbacLayout
 from milvus_auth.core.privileges import ObjectType
 from milvus_auth.core.snapshot import PolicySnapshot
-from milvus_auth.store import EtcdSettings, PolicyStore
+from milvus_auth.store import CredentialStore, EtcdSettings, PolicyStore
+from tests.harness.processes import EtcdServer
 from tests.operator.cluster import NAMESPACE, Cluster, eventually
-from tests.operator.conftest import FakeNotifier, StartOperator
+from tests.operator.conftest import FakeNotifier, StartOperator, etcd_answering
 
 DOCS = {"privileges": ["Search", "Query"], "database": "analytics", "collection": "docs"}
 
@@ -265,3 +267,42 @@ async def test_restart_with_unchanged_roles_writes_nothing(
     assert (await policy.snapshot()).revision == revision
     assert notifier.refreshes == 0
     assert {index: len(cluster.role_history(f"r{index}")) for index in range(count)} == versions
+
+
+async def test_etcd_down_is_reported_then_the_role_applied(
+    cluster: Cluster,
+    start_operator: StartOperator,
+    policy: PolicyStore,
+    store: CredentialStore,
+    etcd: EtcdServer,
+) -> None:
+    await start_operator(notifier=FakeNotifier())
+    etcd.stop()
+    try:
+        await cluster.create_role("reader", {"roleName": "docs_reader", "grants": [DOCS]})
+        await eventually(lambda: cluster.role_reason("reader") == "EtcdUnavailable", within=20)
+        ready = cluster.role_status("reader")["conditions"][0]
+        assert ready["status"] == "False"
+    finally:
+        etcd.start()
+    await etcd_answering(store)
+    await eventually(lambda: cluster.role_reason("reader") == "Applied", within=30)
+    assert len((await policy.snapshot()).grants_of("docs_reader")) == 2
+
+
+async def test_resyncs_with_nothing_to_do_patch_and_write_nothing(
+    cluster: Cluster, start_operator: StartOperator, policy: PolicyStore
+) -> None:
+    notifier = FakeNotifier()
+    operator = await start_operator(notifier=notifier, resync_period=0.3)
+    await cluster.create_role("reader", {"roleName": "docs_reader", "grants": [DOCS]})
+    await eventually(lambda: cluster.role_reason("reader") == "Applied")
+    await asyncio.sleep(1.0)  # let the first resyncs settle
+    versions, refreshes = len(cluster.role_history("reader")), notifier.refreshes
+    revision = (await policy.snapshot()).revision
+    reconciles = operator.runtime.metrics.reconciles.labels("Applied")._value.get()
+    await asyncio.sleep(1.5)
+    assert operator.runtime.metrics.reconciles.labels("Applied")._value.get() > reconciles + 2
+    assert len(cluster.role_history("reader")) == versions
+    assert notifier.refreshes == refreshes
+    assert (await policy.snapshot()).revision == revision
