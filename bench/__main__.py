@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import asyncio
 
-from bench import auth_cache, cold_start, enumeration, flood, operator_users, overhead
+from bench import (
+    auth_cache,
+    cold_start,
+    enumeration,
+    flood,
+    operator_roles,
+    operator_users,
+    overhead,
+)
 
 
 async def run_all() -> None:
-    """Run the six benchmarks in order; each prints its own figures and ratios."""
+    """Run the benchmarks in order; each prints its own figures and ratios."""
     print("== cached auth decision")
     await auth_cache.run()
     print("\n== proxy overhead")
@@ -21,6 +29,8 @@ async def run_all() -> None:
     await enumeration.run()
     print("\n== operator: initial reconcile, resume, rotation propagation")
     await operator_users.main(users=200, rotations=20, cost=10)
+    print("\n== operator: roles initial reconcile and resume")
+    await operator_roles.main(roles=100, grants=10, users=200)
 
 
 if __name__ == "__main__":

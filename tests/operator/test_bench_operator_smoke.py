@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import operator_users
+from bench import operator_roles, operator_users
 
 
 @pytest.mark.slow
@@ -15,3 +15,13 @@ async def test_benchmarks_run_with_tiny_sizes(capsys: pytest.CaptureFixture[str]
     assert "bcrypt runs 0 (must be 0), etcd writes 0 (must be 0)" in printed
     assert "etcd revision unchanged: True" in printed
     assert "rotation propagation over 3 proxies, 2 rotations" in printed
+
+
+@pytest.mark.slow
+async def test_role_benchmarks_run_with_tiny_sizes(capsys: pytest.CaptureFixture[str]) -> None:
+    await operator_roles.main(roles=3, grants=2, users=4)
+    printed = capsys.readouterr().out
+    assert "initial: 3 roles x 2 grants, 4 users bound" in printed
+    assert "etcd writes 17 (revision +20, claims included)" in printed  # 3 + 6 grants + 8 binds
+    assert "etcd writes 0 (must be 0), refreshes 0 (must be 0)" in printed
+    assert "etcd revision unchanged: True" in printed
