@@ -142,11 +142,6 @@ class BindingPlan:
     unbind: tuple[str, ...] = ()
     missing: tuple[str, ...] = ()
 
-    @property
-    def empty(self) -> bool:
-        """Nothing to write."""
-        return not self.bind and not self.unbind
-
 
 def plan_bindings(
     user: str, roles: tuple[str, ...] | None, snapshot: PolicySnapshot

@@ -15,7 +15,6 @@ from milvus_auth.core.grants import DEFAULT_DB
 from milvus_auth.core.privileges import ANY
 
 PLURAL = "milvusroles"
-KIND = "MilvusRole"
 
 
 class RoleDeletion(enum.StrEnum):
