@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import logging
 import threading
+from dataclasses import replace
 from typing import Any
 
 import kopf
@@ -243,6 +244,9 @@ def _register_roles(registry: kopf.OperatorRegistry, runtime: OperatorRuntime) -
     @kopf.on.delete(*ROLES, id="remove", registry=registry)
     async def remove_role(body: kopf.Body, patch: kopf.Patch, retry: int, **kw: Any) -> None:
         spec = RoleSpec.from_body(body)
+        applied_role = str((body.get("status") or {}).get("roleName") or "")
+        if applied_role:
+            spec = replace(spec, role=applied_role)  # the managed role, even after a rename
         try:
             result = await runtime.roles.remove(spec, give_up=retry >= _REMOVAL_RETRIES)
         except EtcdUnavailable as error:

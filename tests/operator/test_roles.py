@@ -185,6 +185,10 @@ async def test_a_rename_is_refused_and_the_old_role_kept(
     assert "immutable" in cluster.role_status("reader")["conditions"][0]["message"]
     assert (await policy.snapshot()).revision == before.revision
 
+    await cluster.delete_role("reader")  # drops the role it manages, not the new name
+    await eventually(lambda: cluster.role("reader") is None)
+    assert "docs_reader" not in (await policy.snapshot()).roles
+
 
 async def test_invalid_grants_are_stalled_naming_the_entry_with_nothing_written(
     cluster: Cluster, start_operator: StartOperator, policy: PolicyStore
