@@ -1,10 +1,9 @@
-"""The kopf wiring (the only module importing kopf): handlers are a few lines each.
+"""The kopf wiring (the only package importing kopf): handlers are a few lines each.
 
 For MilvusUsers and MilvusRoles alike, create, resume and update share one reconcile (id
 `reconcile`); a timer re-checks every resource each resync period (drift repair); deletion sits
-behind the `auth.milvus.io/finalizer`. When a MilvusRole creates or drops its role, the
-MilvusUsers naming it in `spec.roles` are marked (annotation `trigger.auth.milvus.io/role`),
-so a user waiting with `RoleNotFound` becomes Ready at once, and one whose role went says so.
+behind the `auth.milvus.io/finalizer`. This module holds the lifecycle, the MilvusUsers and
+their Secrets; `roles` the MilvusRoles; `common` what both share.
 Secrets labelled `auth.milvus.io/watch: "true"` (selected by the API server, not in the
 client) are watched with an event handler that never writes to the Secret: it marks the
 MilvusUsers using it (annotation `trigger.auth.milvus.io/secret-version`), which kopf sees as
@@ -13,49 +12,28 @@ an update and reconciles at once.
 
 from __future__ import annotations
 
-import datetime
 import logging
 import threading
-from dataclasses import replace
 from typing import Any
 
 import kopf
 import yaml
 
 from milvus_auth.config import ConfigError
+from milvus_auth.operator.handlers.common import REMOVAL_RETRIES, backoff, record
+from milvus_auth.operator.handlers.roles import register_roles
 from milvus_auth.operator.kube import KubeAccess, KubeError, namespaced_path
 from milvus_auth.operator.reconcile import GROUP, PLURAL, VERSION, Applied, Removal, UserSpec
-from milvus_auth.operator.roles.act import RoleResult
-from milvus_auth.operator.roles.spec import PLURAL as ROLE_PLURAL
-from milvus_auth.operator.roles.spec import RoleSpec
 from milvus_auth.operator.runtime import OperatorRuntime
 from milvus_auth.operator.secrets import WATCH_LABEL, secret_version
-from milvus_auth.operator.status import Outcome, Reason, build_status, status_patch
+from milvus_auth.operator.status import Outcome, Reason
 from milvus_auth.store import EtcdUnavailable
 
 log = logging.getLogger(__name__)
 USERS = (GROUP, VERSION, PLURAL)
 # Not under `auth.milvus.io/`: kopf leaves its own storage prefix out of the diff it reacts to.
 TRIGGER_ANNOTATION = f"trigger.{GROUP}/secret-version"
-ROLE_TRIGGER_ANNOTATION = f"trigger.{GROUP}/role"
-ROLES = (GROUP, VERSION, ROLE_PLURAL)
 SECRET_SELECTOR = f"{WATCH_LABEL}=true"
-MAX_DELAY = 30.0
-# First retry delay per reason; it doubles on each retry up to MAX_DELAY.
-_BASE_DELAY = {
-    Reason.PROXIES_PENDING: 0.5,
-    Reason.RECORD_CHANGED: 0.2,
-    Reason.ETCD_UNAVAILABLE: 1.0,
-    Reason.SECRET_NOT_FOUND: 1.0,
-    Reason.KUBERNETES_UNAVAILABLE: 2.0,
-    Reason.ROLE_NOT_FOUND: 2.0,
-}
-_REMOVAL_RETRIES = 5  # then the finalizer goes anyway: proxies also watch etcd for deletions
-
-
-def backoff(reason: Reason, retry: int) -> float:
-    """Seconds before retry number `retry` (0-based) of a reconcile that ended with `reason`."""
-    return float(min(_BASE_DELAY.get(reason, 1.0) * 2**retry, MAX_DELAY))
 
 
 def configure(settings: kopf.OperatorSettings, runtime: OperatorRuntime) -> None:
@@ -84,7 +62,7 @@ def build_registry(runtime: OperatorRuntime) -> kopf.OperatorRegistry:
     _register_lifecycle(registry, runtime)
     _register_users(registry, runtime)
     _register_secrets(registry, runtime)
-    _register_roles(registry, runtime)
+    register_roles(registry, runtime)
     return registry
 
 
@@ -160,12 +138,12 @@ def _register_users(registry: kopf.OperatorRegistry, runtime: OperatorRuntime) -
     async def remove(body: kopf.Body, patch: kopf.Patch, retry: int, **_: Any) -> None:
         spec = UserSpec.from_body(body)
         applied = Applied.from_status(body.get("status"))
-        give_up = retry >= _REMOVAL_RETRIES
+        give_up = retry >= REMOVAL_RETRIES
         try:
             result = await runtime.reconciler.remove(spec, applied, give_up=give_up)
         except EtcdUnavailable as error:
             message = f"deletion waits for etcd: {error}"
-            _record(body, patch, Outcome(Reason.ETCD_UNAVAILABLE, message))
+            record(body, patch, Outcome(Reason.ETCD_UNAVAILABLE, message))
             delay = backoff(Reason.ETCD_UNAVAILABLE, retry)
             raise kopf.TemporaryError(message, delay=delay) from None
         if not result.done and not give_up:
@@ -218,102 +196,6 @@ def _register_secrets(registry: kopf.OperatorRegistry, runtime: OperatorRuntime)
                 log.warning("cannot mark %s/%s for Secret %s: %s", namespace, user, name, error)
 
 
-def _register_roles(registry: kopf.OperatorRegistry, runtime: OperatorRuntime) -> None:
-    @kopf.index(*USERS, id="users_by_role", registry=registry)
-    async def users_by_role(body: kopf.Body, **_: Any) -> dict[str, tuple[str, str]]:
-        spec = UserSpec.from_body(body)
-        return {role: (spec.namespace, spec.name) for role in spec.roles or ()}
-
-    @kopf.on.resume(*ROLES, id="reconcile", registry=registry)
-    @kopf.on.create(*ROLES, id="reconcile", registry=registry)
-    @kopf.on.update(*ROLES, id="reconcile", registry=registry)
-    async def reconcile_role(body: kopf.Body, patch: kopf.Patch, retry: int, **kw: Any) -> None:
-        await _reconcile_role(runtime, body, patch, retry, kw["users_by_role"])
-
-    @kopf.timer(
-        *ROLES,
-        id="resync",
-        interval=runtime.config.resync_period,
-        initial_delay=runtime.config.resync_period,
-        registry=registry,
-    )
-    async def resync_role(body: kopf.Body, patch: kopf.Patch, **kw: Any) -> None:
-        retry = int(kw.get("retry") or 0)
-        await _reconcile_role(runtime, body, patch, retry, kw["users_by_role"])
-
-    @kopf.on.delete(*ROLES, id="remove", registry=registry)
-    async def remove_role(body: kopf.Body, patch: kopf.Patch, retry: int, **kw: Any) -> None:
-        spec = RoleSpec.from_body(body)
-        applied_role = str((body.get("status") or {}).get("roleName") or "")
-        if applied_role:
-            spec = replace(spec, role=applied_role)  # the managed role, even after a rename
-        try:
-            result = await runtime.roles.remove(spec, give_up=retry >= _REMOVAL_RETRIES)
-        except EtcdUnavailable as error:
-            message = f"deletion waits for etcd: {error}"
-            _record(body, patch, Outcome(Reason.ETCD_UNAVAILABLE, message))
-            raise kopf.TemporaryError(
-                message, delay=backoff(Reason.ETCD_UNAVAILABLE, retry)
-            ) from None
-        if not result.done:
-            raise kopf.TemporaryError(
-                result.outcome.message, delay=backoff(Reason.PROXIES_PENDING, retry)
-            )
-        _post_notes(body, result)
-        if any(note.reason == "Deleted" for note in result.notes):
-            await _mark_users(runtime, kw["users_by_role"], spec.role, f"dropped:{spec.uid}")
-
-
-async def _reconcile_role(
-    runtime: OperatorRuntime,
-    body: kopf.Body,
-    patch: kopf.Patch,
-    retry: int,
-    users_by_role: kopf.Index[str, tuple[str, str]],
-) -> None:
-    if body.metadata.deletion_timestamp:
-        return  # the resync timer may still tick while `remove_role` runs
-    spec = RoleSpec.from_body(body)
-    status = body.get("status") or {}
-    ready = Applied.from_status(status).ready
-    observed = int(status.get("observedGeneration") or 0)
-    applied_role = str(status.get("roleName") or "")
-    if applied_role and applied_role != spec.role:
-        # The CRD's CEL rule refuses a rename; this guards servers without it.
-        message = f"spec.roleName is immutable: this resource manages role {applied_role}"
-        result = RoleResult(Outcome(Reason.INVALID_SPEC, message))
-    else:
-        result = await runtime.roles.reconcile(spec, ready=ready, observed=observed)
-    _record(body, patch, result.outcome)
-    if result.outcome.ready and not applied_role:
-        patch.status["roleName"] = spec.role
-    _post_notes(body, result)
-    if any(note.reason in {"Created", "TakenOver"} for note in result.notes):
-        await _mark_users(runtime, users_by_role, spec.role, f"present:{spec.uid}")
-    outcome = result.outcome
-    if not outcome.ready and not outcome.stalled:
-        raise kopf.TemporaryError(outcome.message, delay=backoff(outcome.reason, retry))
-
-
-def _post_notes(body: kopf.Body, result: RoleResult) -> None:
-    for note in result.notes:
-        kopf.event(body, type=note.type, reason=note.reason, message=note.message)
-
-
-async def _mark_users(
-    runtime: OperatorRuntime, users_by_role: kopf.Index[str, tuple[str, str]], role: str, mark: str
-) -> None:
-    """Annotate the MilvusUsers naming `role`, so kopf reconciles them now."""
-    change = {"metadata": {"annotations": {ROLE_TRIGGER_ANNOTATION: f"{role}:{mark}"}}}
-    for namespace, name in users_by_role.get(role, []):
-        path = namespaced_path(f"{GROUP}/{VERSION}", namespace, PLURAL, name)
-        try:
-            await runtime.kube.patch(path, change)
-        except KubeError as error:
-            # Their retries and the resync timer still pick the change up.
-            log.warning("cannot mark %s/%s for role %s: %s", namespace, name, role, error)
-
-
 async def _reconcile(
     runtime: OperatorRuntime, body: kopf.Body, patch: kopf.Patch, retry: int
 ) -> None:
@@ -322,31 +204,9 @@ async def _reconcile(
     spec = UserSpec.from_body(body)
     applied = Applied.from_status(body.get("status"))
     outcome = await runtime.reconciler.reconcile(spec, applied)
-    _record(body, patch, outcome)
+    record(body, patch, outcome)
     if not outcome.ready and not outcome.stalled:
         raise kopf.TemporaryError(outcome.message, delay=backoff(outcome.reason, retry))
-
-
-def _record(body: kopf.Body, patch: kopf.Patch, outcome: Outcome) -> None:
-    """Patch the status fields that changed and post the Events the outcome deserves."""
-    previous = dict(body.get("status") or {})
-    generation = int(body.metadata.get("generation") or 0)
-    now = datetime.datetime.now(datetime.UTC)
-    status = build_status(outcome, generation=generation, previous=previous, now=now)
-    for key, value in status_patch(previous, status).items():
-        patch.status[key] = value
-    _post_event(body, outcome, previous)
-
-
-def _post_event(body: kopf.Body, outcome: Outcome, previous: dict[str, Any]) -> None:
-    if outcome.written == "create":
-        kopf.event(body, type="Normal", reason="Created", message=outcome.message)
-    elif outcome.written == "update":
-        kopf.event(body, type="Normal", reason="Updated", message=outcome.message)
-    ready = [c for c in previous.get("conditions") or [] if c.get("type") == "Ready"]
-    before = ready[0].get("reason") if ready else None
-    if not outcome.ready and before != outcome.reason.value:
-        kopf.event(body, type="Warning", reason=outcome.reason.value, message=outcome.message)
 
 
 async def run_operator(
