@@ -449,6 +449,19 @@ def test_argocd_health_check(obj: dict[str, Any], status: str, message: str) -> 
     assert message in got_message
 
 
+def test_argocd_health_check_reads_roles_alike() -> None:
+    stalled = [
+        {"type": "Ready", "status": "False", "reason": "NotPermitted"},
+        {"type": "Stalled", "status": "True", "reason": "NotPermitted", "message": "only ..."},
+    ]
+    role = {
+        "metadata": {"name": "reader", "generation": 1},
+        "spec": {"roleName": "docs_reader"},
+        "status": {"observedGeneration": 1, "conditions": stalled},
+    }
+    assert health(role) == ("Degraded", "NotPermitted: only ...")
+
+
 @pytest.mark.parametrize(
     ("prefix", "username", "allowed"),
     [
