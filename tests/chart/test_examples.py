@@ -31,7 +31,12 @@ KUBERNETES_VERSION = "1.30.0"
 USER_FILES = sorted(
     set((EXAMPLES / "users").glob("*.yaml")) - {EXAMPLES / "users/kustomization.yaml"}
 )
-MANIFESTS = sorted({*EXAMPLES.glob("*.yaml"), *USER_FILES} - set(EXAMPLES.glob("values-*.yaml")))
+ROLE_FILES = sorted(
+    set((EXAMPLES / "roles").glob("*.yaml")) - {EXAMPLES / "roles/kustomization.yaml"}
+)
+MANIFESTS = sorted(
+    {*EXAMPLES.glob("*.yaml"), *USER_FILES, *ROLE_FILES} - set(EXAMPLES.glob("values-*.yaml"))
+)
 KUBECTL = shutil.which("kubectl")
 needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
 
@@ -364,12 +369,26 @@ def test_users_directory_builds_with_kustomize() -> None:
 
 
 @needs_kubectl
+def test_roles_directory_builds_with_kustomize() -> None:
+    built = subprocess.run(
+        [str(KUBECTL), "kustomize", str(EXAMPLES / "roles")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    objects = [doc for doc in yaml.safe_load_all(built) if doc]
+    assert {obj["metadata"]["namespace"] for obj in objects} == {"milvus"}
+    assert sorted(obj["kind"] for obj in objects) == ["MilvusRole"] * 3 + ["MilvusUser"] * 3
+
+
+@needs_kubectl
 @pytest.mark.filterwarnings("ignore:read_binary is deprecated:DeprecationWarning")  # kmock 0.8
 async def test_kubectl_accepts_every_manifest(tmp_path: Path) -> None:
     # kubectl's client-side dry run needs API discovery, served here by kmock; schemas are
     # checked by the tests above (kmock serves no OpenAPI, hence --validate=false).
     async with kubernetes_api(tmp_path) as kubeconfig:
-        for path in [CRD_FILE, *MANIFESTS]:
+        for path in [CRD_FILE, ROLE_CRD_FILE, *MANIFESTS]:
             process = await asyncio.create_subprocess_exec(
                 str(KUBECTL),
                 f"--kubeconfig={kubeconfig}",
