@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +21,7 @@ from milvus_auth.core.errors import MilvusError
 from milvus_auth.exits import run_to_exit_code
 from milvus_auth.store import ApiKeyStore, CredentialStore
 
-Action = Callable[[CommonSettings, argparse.Namespace], Awaitable[None]]
+Action = Callable[[CommonSettings, argparse.Namespace], Coroutine[Any, Any, None]]
 MAX_NAME_LENGTH = 63
 
 
