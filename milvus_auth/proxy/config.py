@@ -21,7 +21,7 @@ from milvus_auth.config import (
     parse_names,
     read_secret_file,
 )
-from milvus_auth.proxy.ratelimit import RateLimitSettings
+from milvus_auth.proxy.authn.ratelimit import RateLimitSettings
 
 
 @dataclass(frozen=True)

@@ -11,23 +11,24 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 
-from milvus_auth.proxy.authenticator import Authenticator
-from milvus_auth.proxy.bcrypt_pool import BcryptPool
+from milvus_auth.proxy.authn.authenticator import Authenticator
+from milvus_auth.proxy.authn.bcrypt_pool import BcryptPool
+from milvus_auth.proxy.authn.coherence import Coherence
+from milvus_auth.proxy.authn.interceptor import AuthInterceptor
+from milvus_auth.proxy.authn.ratelimit import FailureLimiter
 from milvus_auth.proxy.bootstrap import bootstrap_root
-from milvus_auth.proxy.coherence import Coherence
 from milvus_auth.proxy.config import ProxySettings, internal_port_open
-from milvus_auth.proxy.credentials import CredentialService, credential_handlers
 from milvus_auth.proxy.forwarding import CHANNEL_OPTIONS, Handler, Upstream
-from milvus_auth.proxy.interceptor import AuthInterceptor
-from milvus_auth.proxy.internal import add_internal_services
+from milvus_auth.proxy.guard import Check, guard
 from milvus_auth.proxy.metrics import ProxyMetrics
-from milvus_auth.proxy.ratelimit import FailureLimiter
+from milvus_auth.proxy.services.credentials import CredentialService, credential_handlers
+from milvus_auth.proxy.services.internal import add_internal_services
 from milvus_auth.store import CredentialStore, watch_users
 
 log = logging.getLogger(__name__)
@@ -43,17 +44,33 @@ _PUBLIC_OPTIONS: list[tuple[str, Any]] = [
 ]
 
 
+class CheckSource(Protocol):
+    """Something that checks calls before their handler runs (authentication, privileges)."""
+
+    def check_for(self, method: str) -> Check | None:
+        """The check for `method`, or None when it has nothing to check there."""
+
+
 class PublicRouter(grpc.GenericRpcHandler):
-    """Credential RPCs are served here, every other method goes to the upstream Milvus; with
-    authentication on, every handler is wrapped by the auth interceptor (built once per method).
+    """The proxy's own services (`local`, any number of handler maps) answer their methods,
+    every other method goes to the upstream Milvus; each handler is wrapped once with the
+    checks of `checks`, in order (authentication first).
     """
 
     def __init__(
-        self, local: dict[str, Handler], upstream: Upstream, auth: AuthInterceptor | None
+        self,
+        local: Sequence[Mapping[str, Handler]],
+        upstream: Upstream,
+        checks: Sequence[CheckSource] = (),
     ) -> None:
-        self._local = local
+        self._local: dict[str, Handler] = {}
+        for handlers in local:
+            overlap = self._local.keys() & handlers.keys()
+            if overlap:
+                raise ValueError(f"methods served twice: {sorted(overlap)}")
+            self._local.update(handlers)
         self._upstream = upstream
-        self._auth = auth
+        self._checks = tuple(checks)
         self._handlers: dict[str, Handler] = {}
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> Handler | None:
@@ -61,8 +78,8 @@ class PublicRouter(grpc.GenericRpcHandler):
         handler = self._handlers.get(method)
         if handler is None:
             handler = self._local.get(method) or self._upstream.handler(method)
-            if self._auth is not None:
-                handler = self._auth.wrap(method, handler)
+            found = (source.check_for(method) for source in self._checks)
+            handler = guard(handler, [check for check in found if check is not None])
             if method in self._local or self._upstream.known(method):
                 # Cached only for real methods, so random paths cannot grow the table.
                 self._handlers[method] = handler
@@ -104,7 +121,7 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
         stack.callback(pool.close)
         limiter = FailureLimiter(settings.rate_limits)
         authenticator = Authenticator(store, limiter=limiter, pool=pool, metrics=metrics)
-        coherence = Coherence(lambda: watch_users(store), authenticator)
+        coherence = Coherence(lambda: watch_users(store), authenticator.cache)
         # Started before the bootstrap's etcd round trips, so the watch has taken its start
         # revision before the public port verifies a login: nothing cached predates it.
         coherence.start()
@@ -127,14 +144,14 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
             password_policy=common.password_policy,
             auth_enabled=settings.auth_enabled,
         )
-        auth = AuthInterceptor(authenticator) if settings.auth_enabled else None
+        checks = [AuthInterceptor(authenticator)] if settings.auth_enabled else []
         public = grpc.aio.server(options=_PUBLIC_OPTIONS)
         public.add_generic_rpc_handlers(
-            (PublicRouter(credential_handlers(credentials), upstream, auth),)
+            (PublicRouter([credential_handlers(credentials)], upstream, checks),)
         )
         internal = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
         add_internal_services(
-            internal, authenticator, token=settings.internal_token, revisions=store
+            internal, authenticator.cache, token=settings.internal_token, revisions=store
         )
         proxy = RunningProxy(
             public=public,

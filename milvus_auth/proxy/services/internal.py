@@ -29,7 +29,7 @@ from pymilvus.grpc_gen import common_pb2
 from milvus_auth.core import CredentialError, InvalidParameter, validate_username
 from milvus_auth.core.internal import INTERNAL_TOKEN_METADATA, RECORD_REVISION_PROPERTY
 from milvus_auth.protos import proxy_pb2
-from milvus_auth.proxy.credentials import StoreUnavailable, failure_status
+from milvus_auth.proxy.errors import StoreUnavailable, failure_status
 from milvus_auth.proxy.logsafe import shown_text, shown_username
 from milvus_auth.store import EtcdUnavailable
 
