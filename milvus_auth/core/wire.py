@@ -102,6 +102,12 @@ def nested_string_field(data: Buffer, number: int, inner: int = 1) -> str:
     return "" if last is None else _text(last)
 
 
+def message_field(data: Buffer, number: int) -> bytes:
+    """The embedded message in field `number`, its occurrences merged (concatenated, as
+    protobuf merges them); b"" when absent. Copies the field: for small messages only."""
+    return b"".join(bytes(payload) for payload in _payloads(data, number))
+
+
 def repeated_string_field(data: Buffer, number: int) -> tuple[str, ...]:
     """Every string of the repeated field `number`, in order."""
     return tuple(_text(payload) for payload in _payloads(data, number))

@@ -17,6 +17,7 @@ from milvus_auth.core import (
     OldPasswordMismatch,
     PrivilegeNotPermitted,
 )
+from milvus_auth.core.errors import MilvusError
 
 _ErrorCode = common_pb2.ErrorCode
 
@@ -27,14 +28,14 @@ class StoreUnavailable(CredentialError):
 
 # Milvus's proxy answers with merr.Status (legacy IllegalArgument for parameters, else
 # UnexpectedError); what RootCoord refuses carries the RPC's own legacy <X>Failure.
-_PROXY_SIDE: dict[type[CredentialError], int] = {
+_PROXY_SIDE: dict[type[MilvusError], int] = {
     InvalidParameter: _ErrorCode.IllegalArgument,
     OldPasswordMismatch: _ErrorCode.UnexpectedError,
     PrivilegeNotPermitted: _ErrorCode.UnexpectedError,
 }
 
 
-def failure_status(error: CredentialError, rootcoord_code: int) -> common_pb2.Status:
+def failure_status(error: MilvusError, rootcoord_code: int) -> common_pb2.Status:
     """The `common.Status` Milvus answers for `error` in an RPC whose failure code is given."""
     legacy = _PROXY_SIDE.get(type(error), rootcoord_code)
     return common_pb2.Status(error_code=legacy, code=error.code, reason=error.reason)

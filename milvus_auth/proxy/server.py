@@ -1,7 +1,8 @@
 """The proxy process: public and internal gRPC servers, the etcd watch, metrics, shutdown.
 
-Start-up order matters: root is bootstrapped and the etcd watch is running before the public
-port accepts a call, so no login is checked against a cache nobody keeps coherent. On SIGTERM
+Start-up order matters: root is bootstrapped, the credential watch is running and the policy
+is loaded with its watch running before the public port accepts a call, so no login or
+privilege is checked against a cache nobody keeps coherent. On SIGTERM
 the public port stops accepting, in-flight calls get the grace period, then everything closes.
 """
 
@@ -17,11 +18,13 @@ from typing import Any, Protocol
 
 import grpc
 
+from milvus_auth.core.grants import RbacLayout
 from milvus_auth.proxy.authn.authenticator import Authenticator
 from milvus_auth.proxy.authn.bcrypt_pool import BcryptPool
 from milvus_auth.proxy.authn.coherence import Coherence
 from milvus_auth.proxy.authn.interceptor import AuthInterceptor
 from milvus_auth.proxy.authn.ratelimit import FailureLimiter
+from milvus_auth.proxy.authz import Bypass, PolicyCache, PolicyCoherence, PrivilegeInterceptor
 from milvus_auth.proxy.bootstrap import bootstrap_root
 from milvus_auth.proxy.config import ProxySettings, internal_port_open
 from milvus_auth.proxy.forwarding import CHANNEL_OPTIONS, Handler, Upstream
@@ -29,7 +32,7 @@ from milvus_auth.proxy.guard import Check, guard
 from milvus_auth.proxy.metrics import ProxyMetrics
 from milvus_auth.proxy.services.credentials import CredentialService, credential_handlers
 from milvus_auth.proxy.services.internal import add_internal_services
-from milvus_auth.store import CredentialStore, watch_users
+from milvus_auth.store import CredentialStore, PolicyStore, watch_policy, watch_users
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +136,17 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
             bcrypt_cost=common.bcrypt_cost,
             password_policy=common.password_policy,
         )
+        policy: PolicyCache | None = None
+        if settings.authorization_enabled:
+            policy_store = await stack.enter_async_context(
+                PolicyStore(common.etcd, RbacLayout(common.layout.meta_root))
+            )
+            policy = PolicyCache(policy_store)
+            policy_coherence = PolicyCoherence(
+                policy, lambda start: watch_policy(policy_store, start_revision=start)
+            )
+            await policy_coherence.start()
+            stack.push_async_callback(policy_coherence.stop)
         upstream = Upstream(settings.upstream, metrics=metrics, token=settings.upstream_token)
         stack.push_async_callback(upstream.close)
         credentials = CredentialService(
@@ -143,15 +157,25 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
             bcrypt_cost=common.bcrypt_cost,
             password_policy=common.password_policy,
             auth_enabled=settings.auth_enabled,
+            admin_check=policy is None,
         )
-        checks = [AuthInterceptor(authenticator)] if settings.auth_enabled else []
+        checks: list[CheckSource] = []
+        if settings.auth_enabled:
+            checks.append(AuthInterceptor(authenticator))
+        if policy is not None:
+            bypass = Bypass(settings.root_should_bind_role, settings.super_users)
+            checks.append(PrivilegeInterceptor(policy, bypass))
         public = grpc.aio.server(options=_PUBLIC_OPTIONS)
         public.add_generic_rpc_handlers(
             (PublicRouter([credential_handlers(credentials)], upstream, checks),)
         )
         internal = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
         add_internal_services(
-            internal, authenticator.cache, token=settings.internal_token, revisions=store
+            internal,
+            authenticator.cache,
+            token=settings.internal_token,
+            revisions=store,
+            policy=policy,
         )
         proxy = RunningProxy(
             public=public,
@@ -185,14 +209,20 @@ async def serve(settings: ProxySettings) -> None:
                 settings.internal_host,
                 proxy.internal_port,
             )
+        if settings.auth_enabled and not settings.authorization_enabled:
+            log.warning(
+                "authorization is off (--authorization-enabled false): every authenticated "
+                "user may call every method, unlike a Milvus with authentication on"
+            )
         log.info(
-            "proxy ready: public %s:%d -> upstream %s, internal %s:%d, auth %s, tls %s",
+            "proxy ready: public %s:%d -> upstream %s, internal %s:%d, auth %s, authz %s, tls %s",
             settings.host,
             proxy.public_port,
             settings.upstream,
             settings.internal_host,
             proxy.internal_port,
             "on" if settings.auth_enabled else "off",
+            "on" if settings.authorization_enabled else "off",
             "on" if settings.tls else "off",
         )
         await stop.wait()
