@@ -24,7 +24,13 @@ from milvus_auth.proxy.authn.bcrypt_pool import BcryptPool
 from milvus_auth.proxy.authn.coherence import Coherence
 from milvus_auth.proxy.authn.interceptor import AuthInterceptor
 from milvus_auth.proxy.authn.ratelimit import FailureLimiter
-from milvus_auth.proxy.authz import Bypass, PolicyCache, PolicyCoherence, PrivilegeInterceptor
+from milvus_auth.proxy.authz import (
+    Bypass,
+    ListFilter,
+    PolicyCache,
+    PolicyCoherence,
+    PrivilegeInterceptor,
+)
 from milvus_auth.proxy.bootstrap import bootstrap_root
 from milvus_auth.proxy.config import ProxySettings, internal_port_open
 from milvus_auth.proxy.forwarding import CHANNEL_OPTIONS, Handler, Upstream
@@ -54,10 +60,17 @@ class CheckSource(Protocol):
         """The check for `method`, or None when it has nothing to check there."""
 
 
+class HandlerWrapper(Protocol):
+    """Something that changes what a method's handler does (list filtering)."""
+
+    def wrap(self, method: str, handler: Handler) -> Handler:
+        """`handler`, changed or not."""
+
+
 class PublicRouter(grpc.GenericRpcHandler):
     """The proxy's own services (`local`, any number of handler maps) answer their methods,
-    every other method goes to the upstream Milvus; each handler is wrapped once with the
-    checks of `checks`, in order (authentication first).
+    every other method goes to the upstream Milvus; each handler is wrapped once by
+    `wrappers`, then with the checks of `checks`, in order (authentication first).
     """
 
     def __init__(
@@ -65,6 +78,7 @@ class PublicRouter(grpc.GenericRpcHandler):
         local: Sequence[Mapping[str, Handler]],
         upstream: Upstream,
         checks: Sequence[CheckSource] = (),
+        wrappers: Sequence[HandlerWrapper] = (),
     ) -> None:
         self._local: dict[str, Handler] = {}
         for handlers in local:
@@ -74,6 +88,7 @@ class PublicRouter(grpc.GenericRpcHandler):
             self._local.update(handlers)
         self._upstream = upstream
         self._checks = tuple(checks)
+        self._wrappers = tuple(wrappers)
         self._handlers: dict[str, Handler] = {}
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> Handler | None:
@@ -81,6 +96,8 @@ class PublicRouter(grpc.GenericRpcHandler):
         handler = self._handlers.get(method)
         if handler is None:
             handler = self._local.get(method) or self._upstream.handler(method)
+            for wrapper in self._wrappers:
+                handler = wrapper.wrap(method, handler)
             found = (source.check_for(method) for source in self._checks)
             handler = guard(handler, [check for check in found if check is not None])
             if method in self._local or self._upstream.known(method):
@@ -160,14 +177,16 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
             admin_check=policy is None,
         )
         checks: list[CheckSource] = []
+        wrappers: list[HandlerWrapper] = []
         if settings.auth_enabled:
             checks.append(AuthInterceptor(authenticator))
         if policy is not None:
             bypass = Bypass(settings.root_should_bind_role, settings.super_users)
             checks.append(PrivilegeInterceptor(policy, bypass))
+            wrappers.append(ListFilter(policy, root_bound=settings.root_should_bind_role))
         public = grpc.aio.server(options=_PUBLIC_OPTIONS)
         public.add_generic_rpc_handlers(
-            (PublicRouter([credential_handlers(credentials)], upstream, checks),)
+            (PublicRouter([credential_handlers(credentials)], upstream, checks, wrappers),)
         )
         internal = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
         add_internal_services(

@@ -71,8 +71,9 @@ CASES: dict[str, Case] = {
 }
 
 ALLOWED: dict[str, set[str]] = {
-    # Every user holds `public`, granted DescribeCollection as Milvus's RootCoord grants it.
-    "norole": {"describe_collection"},
+    # Every user holds `public`, granted DescribeCollection as Milvus's RootCoord grants it;
+    # but a user none of whose grants names the collection may not see it (HIDDEN).
+    "norole": set(),
     "reader": {"describe_collection", "search", "query"},
     "writer": {
         "create_collection",
@@ -88,6 +89,9 @@ ALLOWED: dict[str, set[str]] = {
     "boss": set(CASES),
     "root": set(CASES),
 }
+
+
+HIDDEN = {("norole", "describe_collection")}
 
 
 def _index(client: MilvusClient) -> object:
@@ -150,16 +154,24 @@ def test_permission_matrix(matrix_proxy: ProxyProcess, user: str) -> None:
         for name, case in CASES.items():
             before = _forwarded(matrix_proxy, case.method)
             denied: grpc.RpcError | None = None
-            refused = ""  # the upstream's own refusals are no concern of the matrix
+            refused: MilvusException | None = None  # the upstream's own refusals are not ours
             try:
                 case.action(client, user)
             except grpc.RpcError as error:
                 denied = error if error.code() == grpc.StatusCode.PERMISSION_DENIED else None
             except MilvusException as error:
-                refused = str(error)
-            assert "permission deny" not in refused, (user, name, refused)
+                refused = error
+            assert "permission deny" not in str(refused), (user, name, refused)
             reached = _forwarded(matrix_proxy, case.method) > before
-            if name in ALLOWED[user]:
+            if (user, name) in HIDDEN:
+                assert refused is not None, (user, name)
+                assert refused.code == 1401
+                assert refused.message == (
+                    "not allowed to access collection, collection name: books: "
+                    "privilege not permitted"
+                )
+                assert not reached
+            elif name in ALLOWED[user]:
                 assert denied is None, (user, name, denied)
                 assert reached or not case.forwarded, (user, name)
             else:
@@ -171,3 +183,25 @@ def test_permission_matrix(matrix_proxy: ProxyProcess, user: str) -> None:
                 assert not reached, (user, name)
     finally:
         client.close()
+
+
+def test_lists_show_only_what_the_grants_name(matrix_proxy: ProxyProcess) -> None:
+    expected_collections = {
+        "norole": [],
+        "reader": ["books"],
+        "grouped": ["books"],
+        "writer": None,  # CollectionReadWrite on `*`: everything
+        "boss": None,
+        "root": None,
+    }
+    every = sorted(["books", *(f"drop_{user}" for user in USERS)])
+    for user, collections in expected_collections.items():
+        password = ROOT_PASSWORD if user == "root" else PASSWORD
+        client = MilvusClient(uri=matrix_proxy.uri, user=user, password=password, timeout=10)
+        try:
+            shown = sorted(client.list_collections())
+            assert shown == (every if collections is None else collections), user
+            databases = client.list_databases()
+            assert databases == ([] if user == "norole" else ["default"]), user
+        finally:
+            client.close()

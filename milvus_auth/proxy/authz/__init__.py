@@ -9,5 +9,13 @@ from milvus_auth.proxy.authz.cache import PolicyCache, PolicyRefresher
 from milvus_auth.proxy.authz.coherence import PolicyCoherence
 from milvus_auth.proxy.authz.decision import Bypass
 from milvus_auth.proxy.authz.interceptor import PrivilegeInterceptor
+from milvus_auth.proxy.authz.listing import ListFilter
 
-__all__ = ["Bypass", "PolicyCache", "PolicyCoherence", "PolicyRefresher", "PrivilegeInterceptor"]
+__all__ = [
+    "Bypass",
+    "ListFilter",
+    "PolicyCache",
+    "PolicyCoherence",
+    "PolicyRefresher",
+    "PrivilegeInterceptor",
+]
