@@ -39,13 +39,15 @@ class Rbac:
     def bind(self, user: str, role: str) -> None:
         self._run("bind", user, role)
 
-    def grant_v1(self, role: str, object_type: str, name: str, privilege: str) -> None:
+    def grant_v1(
+        self, role: str, object_type: str, name: str, privilege: str, database: str = "default"
+    ) -> None:
         planned = plan_v1(
             role,
             privilege,
             object_type=object_type,
             object_name=name,
-            database="default",
+            database=database,
             custom_groups=(),
         )
         self._run("grant", planned.target, planned.privilege, "root")
