@@ -12,7 +12,7 @@ from milvus_auth.core.privilege_table import METHOD_PRIVILEGES
 from milvus_auth.core.privileges import ObjectType
 from milvus_auth.core.snapshot import PolicySnapshot, StoredGrant
 from milvus_auth.proxy.authn.identity import Identity, Proof
-from milvus_auth.proxy.authz.decision import Bypass, Request, allowed, denial
+from milvus_auth.proxy.authz.decision import Bypass, allowed, denial
 from milvus_auth.proxy.authz.policy import CompiledPolicy, expanded_policies
 
 SERVICE = "/milvus.proto.milvus.MilvusService/"
@@ -71,9 +71,9 @@ def _check(
     granted_role: str | None = None,
 ) -> bool:
     rule = METHOD_PRIVILEGES[SERVICE + method]
-    request = Request(rule, name if rule.object_name_index > 0 else "*", names, granted_role)
     identity = Identity(user, Proof.PASSWORD, db)
-    return allowed(policy, CompiledPolicy.permits, identity, request)
+    name = name if rule.object_name_index > 0 else "*"
+    return allowed(policy, CompiledPolicy.permits, identity, rule, name, names, granted_role)
 
 
 def test_a_collection_grant_allows_that_collection_in_that_database_only() -> None:
@@ -163,20 +163,18 @@ def test_every_name_of_a_list_must_pass_and_an_empty_list_never_does() -> None:
 
 
 def test_root_and_super_users_bypass_as_configured() -> None:
-    rule = METHOD_PRIVILEGES[SERVICE + "DropCollection"]
-    credential = METHOD_PRIVILEGES[SERVICE + "CreateCredential"]
     root = Identity("root", Proof.PASSWORD)
     helper = Identity("helper", Proof.PASSWORD)
-    assert Bypass().passes(root, Request(rule, "*"))
-    assert not Bypass(root_should_bind_role=True).passes(root, Request(rule, "*"))
+    assert Bypass().passes(root, user_management=False)
+    assert not Bypass(root_should_bind_role=True).passes(root, user_management=False)
     supers = Bypass(super_users=frozenset({"helper"}))
-    assert supers.passes(helper, Request(credential, "*", user_management=True))
-    assert not supers.passes(helper, Request(rule, "*"))
+    assert supers.passes(helper, user_management=True)
+    assert not supers.passes(helper, user_management=False)
 
 
 def test_denial_text_is_milvus_26s() -> None:
     rule = METHOD_PRIVILEGES[SERVICE + "Search"]
-    text = denial(Identity("ann", Proof.PASSWORD, "db1"), Request(rule, "books"))
+    text = denial(Identity("ann", Proof.PASSWORD, "db1"), rule)
     assert text == "PrivilegeSearch: permission deny to ann in the `db1` database"
 
 

@@ -95,6 +95,12 @@ class PolicyCache:
         self._wanted += 1
         self._reload_once()
 
+    def ready(self) -> CompiledPolicy | None:
+        """The policy when it may be used without waiting (trusted, nothing pending)."""
+        if self._trusted and self._loaded >= self._wanted:
+            return self._policy
+        return None
+
     async def current(self) -> CompiledPolicy:
         """The policy a check may use now; `PolicyUnavailable` rather than stale data."""
         for _ in range(MAX_RELOADS_PER_CHECK):

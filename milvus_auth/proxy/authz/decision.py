@@ -22,17 +22,6 @@ Permits = Callable[[CompiledPolicy, str, str, str], bool]
 
 
 @dataclass(frozen=True)
-class Request:
-    """What a check knows of one call: the rule of its method and the names it read."""
-
-    rule: MethodPrivilege
-    name: str
-    names: tuple[str, ...] = ()
-    granted_role: str | None = None
-    user_management: bool = False
-
-
-@dataclass(frozen=True)
 class Bypass:
     """The callers that skip the grants: root (unless it must bind roles), super users for
     user management."""
@@ -40,42 +29,47 @@ class Bypass:
     root_should_bind_role: bool = False
     super_users: frozenset[str] = frozenset()
 
-    def passes(self, identity: Identity, request: Request) -> bool:
-        """Whether the caller passes before any role is looked at."""
+    def passes(self, identity: Identity, *, user_management: bool) -> bool:
+        """Whether the caller passes before any role is looked at (`user_management`: the
+        call is a credential RPC)."""
         if identity.username == ROOT_USERNAME and not self.root_should_bind_role:
             return True
-        return request.user_management and identity.username in self.super_users
+        return user_management and identity.username in self.super_users
 
 
-def allowed(policy: CompiledPolicy, permits: Permits, identity: Identity, request: Request) -> bool:
-    """Whether Milvus 2.6 lets `identity` make `request` under `policy`."""
-    rule = request.rule
-    if rule.object_type == "User" and identity.username == request.name:
+def allowed(  # noqa: PLR0917  (the interceptor's hot path: no object per call)
+    policy: CompiledPolicy,
+    permits: Permits,
+    identity: Identity,
+    rule: MethodPrivilege,
+    name: str,
+    names: tuple[str, ...] = (),
+    granted_role: str | None = None,
+) -> bool:
+    """Whether Milvus 2.6 lets `identity` call a method of `rule` naming `name` (and `names`;
+    `granted_role`: the role a SelectGrant asks about) under `policy`."""
+    if rule.object_type == "User" and identity.username == name:
         return True  # isCurUserObject
     roles = policy.roles_of(identity.username)
-    if request.granted_role is not None and request.granted_role in roles:
+    if granted_role is not None and granted_role in roles:
         return True  # isSelectMyRoleGrants
     privilege = "Privilege" + rule.privilege
     database = identity.database
 
-    def permitted(role: str, name: str) -> bool:
-        return permits(policy, role, policy_object(rule.object_type, database, name), privilege)
+    def permitted(role: str, one: str) -> bool:
+        return permits(policy, role, policy_object(rule.object_type, database, one), privilege)
 
-    for role in sorted(roles):
-        if rule.object_name_index != 0 and permitted(role, request.name):
+    for role in roles:  # Milvus iterates a Go map: any order, any allow wins
+        if rule.object_name_index != 0 and permitted(role, name):
             return True
-        if (
-            rule.object_name_indexs != 0
-            and request.names
-            and all(permitted(role, name) for name in request.names)
-        ):
+        if rule.object_name_indexs != 0 and names and all(permitted(role, n) for n in names):
             return True
     return False
 
 
-def denial(identity: Identity, request: Request) -> str:
+def denial(identity: Identity, rule: MethodPrivilege) -> str:
     """Milvus 2.6's PERMISSION_DENIED text."""
-    privilege = "Privilege" + request.rule.privilege
+    privilege = "Privilege" + rule.privilege
     return (
         f"{privilege}: permission deny to {identity.username} in the `{identity.database}` database"
     )

@@ -16,7 +16,7 @@ from typing import Any
 from milvus_auth.core.privilege_table import METHOD_PRIVILEGES
 from milvus_auth.proxy.authn.identity import current_identity
 from milvus_auth.proxy.authz.cache import PolicyCache
-from milvus_auth.proxy.authz.decision import Bypass, Request, allowed, denial
+from milvus_auth.proxy.authz.decision import Bypass, allowed, denial
 from milvus_auth.proxy.authz.objects import ObjectReader, request_bytes
 from milvus_auth.proxy.errors import PermissionDenied
 from milvus_auth.proxy.guard import Check, Context
@@ -56,17 +56,13 @@ class PrivilegeInterceptor:
                 # checked method (none exist): refused, never waved through.
                 raise PermissionDenied(f"method {shown_method} is not authorized")
             data = request_bytes(request)
-            call = Request(
-                rule,
-                reader.name(data),
-                reader.names(data),
-                reader.granted_role(data),
-                user_management,
-            )
-            if bypass.passes(identity, call):
+            name = reader.name(data)
+            names = reader.names(data)
+            granted_role = reader.granted_role(data)
+            if bypass.passes(identity, user_management=user_management):
                 return
-            policy = await cache.current()
-            if allowed(policy, cache.permits, identity, call):
+            policy = cache.ready() or await cache.current()
+            if allowed(policy, cache.permits, identity, rule, name, names, granted_role):
                 return
             log.info(
                 "permission denied user=%s method=%s privilege=%s db=%s",
@@ -75,6 +71,6 @@ class PrivilegeInterceptor:
                 rule.privilege,
                 shown_text(identity.database),
             )
-            raise PermissionDenied(denial(identity, call))
+            raise PermissionDenied(denial(identity, rule))
 
         return check

@@ -40,6 +40,7 @@ _V1_MEMBERS: Mapping[str, frozenset[str]] = {
     f"PrivilegeGroup{group}": frozenset(PRIVILEGE_WORD + member for member in members)
     for group, members in V1_GROUPS.items()
 }
+_PUBLIC_ONLY = frozenset({PUBLIC_ROLE})
 _V1_COLLECTION_SCOPED = frozenset({"PrivilegeGroupReadOnly", "PrivilegeGroupReadWrite"})
 
 
@@ -128,6 +129,7 @@ class CompiledPolicy:
     policies: frozenset[str] = frozenset()
     user_roles: Mapping[str, frozenset[str]] = field(default_factory=dict)
     _rows: Mapping[str, tuple[_Row, ...]] = field(default_factory=dict, repr=False)
+    _with_public: Mapping[str, frozenset[str]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(
@@ -142,10 +144,12 @@ class CompiledPolicy:
             except RbacError:
                 continue
             rows.setdefault(policy.role, []).append(_Row.of(policy))
+        bound = {user: frozenset(roles) for user, roles in user_roles.items()}
         return cls(
             kept,
-            {user: frozenset(roles) for user, roles in user_roles.items()},
+            bound,
             {role: tuple(found) for role, found in rows.items()},
+            {user: roles | _PUBLIC_ONLY for user, roles in bound.items()},
         )
 
     @classmethod
@@ -158,7 +162,7 @@ class CompiledPolicy:
 
     def roles_of(self, user: str) -> frozenset[str]:
         """The user's roles as the interceptor sees them: its bindings plus `public`."""
-        return self.user_roles.get(user, frozenset()) | {PUBLIC_ROLE}
+        return self._with_public.get(user, _PUBLIC_ONLY)
 
     def permits(self, role: str, resource: str, privilege: str) -> bool:
         """casbin `Enforce(role, resource, privilege)` under Milvus 2.6's model."""
