@@ -16,6 +16,7 @@ import pytest
 from pymilvus import MilvusClient, MilvusException
 
 from milvus_auth.store import EtcdSettings
+from tests.harness.calls import raw_code
 from tests.harness.milvus import MilvusLite
 from tests.harness.processes import EtcdServer
 from tests.harness.proxy import ROOT_PASSWORD, ProxyFactory, ProxyProcess
@@ -205,3 +206,15 @@ def test_lists_show_only_what_the_grants_name(matrix_proxy: ProxyProcess) -> Non
             assert databases == ([] if user == "norole" else ["default"]), user
         finally:
             client.close()
+
+
+def test_a_method_the_table_does_not_know_is_refused_to_all_but_root(
+    matrix_proxy: ProxyProcess,
+) -> None:
+    unknown = "/milvus.proto.milvus.MilvusService/NoSuchMethod"
+    before = matrix_proxy.metric("forwarded_total")
+    assert raw_code(matrix_proxy, "boss", PASSWORD, unknown) == grpc.StatusCode.PERMISSION_DENIED
+    assert matrix_proxy.metric("forwarded_total") == before
+    root = raw_code(matrix_proxy, "root", ROOT_PASSWORD, unknown)
+    assert root == grpc.StatusCode.UNIMPLEMENTED  # forwarded: milvus-lite does not know it
+    assert matrix_proxy.metric("forwarded_total") > before

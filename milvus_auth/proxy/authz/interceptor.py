@@ -4,7 +4,10 @@ For a method in Milvus's table (`core.privilege_table`, generated from its proto
 check reads the object name(s) from the request bytes, takes the policy the cache vouches for,
 and decides (decision.py). A denial ends the call with PERMISSION_DENIED and Milvus 2.6's text;
 the handler (the forwarder to the upstream, or a local service) never runs. Methods without a
-row are not checked, as in Milvus. A cache that cannot be trusted and an etcd that cannot be read
+row are not checked, as in Milvus, when Milvus's proto declares them without one
+(`UNCHECKED_METHODS`, gRPC health); a method the table does not know at all (a path newer than
+this build, or made up) is refused to everyone but root: an upstream that knows it would run it
+unchecked. A cache that cannot be trusted and an etcd that cannot be read
 end the call with UNAVAILABLE, never with an allow.
 """
 
@@ -13,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from milvus_auth.core.privilege_table import METHOD_PRIVILEGES
+from milvus_auth.core.privilege_table import METHOD_PRIVILEGES, UNCHECKED_METHODS
 from milvus_auth.proxy.authn.identity import current_identity
 from milvus_auth.proxy.authz.cache import PolicyCache
 from milvus_auth.proxy.authz.decision import Bypass, allowed, denial
@@ -25,6 +28,7 @@ from milvus_auth.proxy.logsafe import shown_text, shown_username
 log = logging.getLogger(__name__)
 
 _MILVUS = "/milvus.proto.milvus.MilvusService/"
+_HEALTH = "/grpc.health.v1.Health/"
 USER_MANAGEMENT = frozenset(
     _MILVUS + method
     for method in ("CreateCredential", "UpdateCredential", "DeleteCredential", "ListCredUsers")
@@ -42,7 +46,9 @@ class PrivilegeInterceptor:
         """The check for `method`; None when Milvus checks no privilege there."""
         rule = METHOD_PRIVILEGES.get(method)
         if rule is None:
-            return None
+            if method in UNCHECKED_METHODS or method.startswith(_HEALTH):
+                return None
+            return self._unknown(method)
         reader = ObjectReader.for_rule(rule)
         cache = self._cache
         bypass = self._bypass
@@ -72,5 +78,21 @@ class PrivilegeInterceptor:
                 shown_text(identity.database),
             )
             raise PermissionDenied(denial(identity, rule))
+
+        return check
+
+    def _unknown(self, method: str) -> Check:
+        bypass = self._bypass
+        shown_method = shown_text(method)
+
+        async def check(_: Any, __: Context) -> None:
+            identity = current_identity()
+            if identity is not None and bypass.passes(identity, user_management=False):
+                return
+            user = "" if identity is None else identity.username
+            log.info(
+                "permission denied user=%s method=%s unknown", shown_username(user), shown_method
+            )
+            raise PermissionDenied(f"method {shown_method} is not authorized")
 
         return check
