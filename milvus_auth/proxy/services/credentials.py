@@ -3,9 +3,11 @@
 `CreateCredential`, `UpdateCredential`, `DeleteCredential` and `ListCredUsers` behave as a
 Milvus proxy and RootCoord do together (milvus:internal/proxy/impl.go, rootcoord/meta_table.go):
 the same validation, the same `common.Status` codes and reasons, base64 passwords, the
-old-password rule that super users skip, root never deletable, at most 100 users. Beyond
-Milvus: with authentication on, only root and super users create or delete users and change
-other users' passwords; with it off, nobody's header is trusted to skip the old password.
+old-password rule that super users skip, root never deletable, at most 100 users. Who may
+call them is the privilege check's business (Milvus's privileges; super users act like
+`admin` there); with authorization off (`admin_check`), only root and super users create or
+delete users and change other users' passwords. With authentication off, nobody is trusted to
+skip the old password. The caller is the call's `Identity`, never the raw header.
 Every bcrypt runs in the proxy's bcrypt pool, and an old password is checked under the same
 failure limits as a login, so a password change is no side door for guessing.
 """
