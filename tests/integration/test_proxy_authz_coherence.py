@@ -12,7 +12,7 @@ import pytest
 from milvus_auth.core.grants import Policy
 from milvus_auth.protos import proxy_pb2, proxy_pb2_grpc
 from milvus_auth.store import EtcdSettings
-from tests.harness.calls import search_code
+from tests.harness.calls import raw_code, search_code
 from tests.harness.milvus import MilvusLite
 from tests.harness.processes import EtcdServer, wait_until
 from tests.harness.proxy import ROOT_PASSWORD, ProxyFactory, ProxyProcess
@@ -20,6 +20,7 @@ from tests.harness.rbac import Rbac
 
 PASSWORD = "Coherent-Pass1"
 DENIED = grpc.StatusCode.PERMISSION_DENIED
+SHOW = "/milvus.proto.milvus.MilvusService/ShowCollections"
 
 
 @pytest.fixture
@@ -124,6 +125,8 @@ def test_etcd_down_fails_closed_and_recovers(
         )
         for _ in range(3):
             assert _ann(proxy) == grpc.StatusCode.UNAVAILABLE  # never an allow on stale data
+            # nor a list filtered on stale grants
+            assert raw_code(proxy, "ann", PASSWORD, SHOW) == grpc.StatusCode.UNAVAILABLE
             assert search_code(proxy, "root", ROOT_PASSWORD, "books") not in (
                 DENIED,
                 grpc.StatusCode.UNAVAILABLE,

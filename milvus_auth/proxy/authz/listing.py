@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
+from milvus_auth.core import ROOT_USERNAME
 from milvus_auth.core.errors import CODE_PRIVILEGE_NOT_PERMITTED
 from milvus_auth.core.snapshot import PolicySnapshot
 from milvus_auth.core.wire import WireError, string_field
@@ -27,6 +28,7 @@ from milvus_auth.proxy.authz.visibility import (
     visible_collections,
     visible_databases,
 )
+from milvus_auth.proxy.errors import CallRefused
 from milvus_auth.proxy.guard import Context, Handler
 
 _MILVUS = "/milvus.proto.milvus.MilvusService/"
@@ -119,15 +121,18 @@ class ListFilter:
 
         async def filtered(request: Any, context: Context) -> Any:
             identity = current_identity()
-            if identity is None:
-                return await behaviour(request, context)
+            if identity is None or (identity.username == ROOT_USERNAME and not root_bound):
+                return await behaviour(request, context)  # nothing to hide: no policy needed
             data = request_bytes(request)
             try:
                 database = string_field(data, 2) or identity.database
                 name = string_field(data, 3) if method == DESCRIBE_COLLECTION else ""
             except WireError:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "malformed request")
-            await cache.current()  # the snapshot below is one the cache vouches for
+            try:
+                await cache.current()  # the snapshot below is one the cache vouches for
+            except CallRefused as refused:
+                await context.abort(refused.code, refused.message)
             snapshot = cache.snapshot
             if snapshot is None:
                 return await behaviour(request, context)
