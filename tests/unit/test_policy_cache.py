@@ -34,11 +34,11 @@ class Snapshots:
         return self.snapshot_value
 
 
-def _snapshot(*, granted: bool = True, bound: bool = True) -> PolicySnapshot:
+def _snapshot(*, granted: bool = True, bound: bool = True, revision: int = 5) -> PolicySnapshot:
     target = GrantTarget("reader", ObjectType.COLLECTION, "default", "books")
     grants = (StoredGrant(target, "PrivilegeSearch", "root"),) if granted else ()
     return PolicySnapshot(
-        revision=5,
+        revision=revision,
         roles=frozenset({"reader"}),
         bindings=frozenset({("ann", "reader")}) if bound else frozenset(),
         grants=grants,
@@ -137,3 +137,9 @@ async def test_not_loaded_is_not_ready() -> None:
     cache.trust()
     with pytest.raises(PolicyUnavailable):
         await cache.current()
+
+
+async def test_an_older_snapshot_never_replaces_a_newer_one() -> None:
+    cache = await _loaded(Snapshots(_snapshot(granted=False, revision=9)))
+    cache.load(_snapshot(granted=True, revision=8))  # a reload that read before the revoke
+    assert not await _ann_may_search(cache)

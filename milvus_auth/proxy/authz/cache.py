@@ -78,7 +78,10 @@ class PolicyCache:
         self.load(await self._source.snapshot())
 
     def load(self, snapshot: PolicySnapshot) -> None:
-        """Replace everything with `snapshot` (op 7, a start, a watch-driven reload)."""
+        """Replace everything with `snapshot` (op 7, a start, a watch-driven reload), unless
+        a newer one is loaded already (two reloads finishing out of order)."""
+        if self._snapshot is not None and snapshot.revision < self._snapshot.revision:
+            return
         self._swap(CompiledPolicy.from_snapshot(snapshot))
         self._snapshot = snapshot
 
