@@ -24,9 +24,8 @@ from tests.harness.milvus import MilvusLite
 from tests.harness.proxy import ROOT_PASSWORD as PROXY_ROOT_PASSWORD
 from tests.harness.proxy import ProxyFactory, ProxyProcess
 from tests.harness.rbac import Rbac
-from tests.harness.real_milvus import ROOT_PASSWORD, RealMilvus, real_milvus
+from tests.harness.real_milvus import ROOT_PASSWORD, RealMilvus
 
-__all__ = ["real_milvus"]
 pytestmark = pytest.mark.real_milvus
 
 PASSWORD = "Differ-Pass1"
