@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from bench import auth_cache, cold_start, enumeration, flood, operator_users, overhead
+from bench import auth_cache, authz, cold_start, enumeration, flood, operator_users, overhead
 
 
 async def run_all() -> None:
-    """Run the six benchmarks in order; each prints its own figures and ratios."""
+    """Run the seven benchmarks in order; each prints its own figures and ratios."""
     print("== cached auth decision")
     await auth_cache.run()
     print("\n== proxy overhead")
@@ -19,6 +19,8 @@ async def run_all() -> None:
     await flood.run()
     print("\n== user enumeration by timing")
     await enumeration.run()
+    print("\n== authorization: decision, name extraction, throughput on/off, revoke propagation")
+    await authz.run()
     print("\n== operator: initial reconcile, resume, rotation propagation")
     await operator_users.main(users=200, rotations=20, cost=10)
 

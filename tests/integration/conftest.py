@@ -7,8 +7,11 @@ import pytest
 from tests.harness.milvus import MilvusLite, milvus, milvus_server
 from tests.harness.processes import EtcdServer
 from tests.harness.proxy import ProxyFactory, ProxyProcess, proxy_factory
+from tests.harness.real_milvus import real_milvus
 
-__all__ = ["milvus", "milvus_server", "proxy_factory"]
+# real_milvus is defined once here: imported into two test modules it would be two session
+# fixtures, the second waiting forever for the machine-wide lock the first holds.
+__all__ = ["milvus", "milvus_server", "proxy_factory", "real_milvus"]
 
 
 @pytest.fixture

@@ -27,9 +27,8 @@ from pymilvus import MilvusClient, MilvusException
 from milvus_auth.cli import main
 from milvus_auth.core.grants import RbacLayout
 from milvus_auth.store import Endpoint, EtcdSettings, PolicyStore
-from tests.harness.real_milvus import ROOT_PASSWORD, RealMilvus, real_milvus
+from tests.harness.real_milvus import ROOT_PASSWORD, RealMilvus
 
-__all__ = ["real_milvus"]
 pytestmark = pytest.mark.real_milvus
 _HASH = re.compile(rb'"encrypted_password":"\$2[ab]\$\d\d\$[./A-Za-z0-9]{53}"')
 
