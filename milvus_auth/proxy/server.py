@@ -17,6 +17,7 @@ from typing import Any
 
 import grpc
 
+from milvus_auth.core.grants import RbacLayout
 from milvus_auth.proxy.authenticator import Authenticator
 from milvus_auth.proxy.bcrypt_pool import BcryptPool
 from milvus_auth.proxy.bootstrap import bootstrap_root
@@ -28,7 +29,8 @@ from milvus_auth.proxy.interceptor import AuthInterceptor
 from milvus_auth.proxy.internal import add_internal_services
 from milvus_auth.proxy.metrics import ProxyMetrics
 from milvus_auth.proxy.ratelimit import FailureLimiter
-from milvus_auth.store import CredentialStore, watch_users
+from milvus_auth.proxy.services.rbac import RbacService, RbacStores, rbac_handlers
+from milvus_auth.store import CredentialStore, PolicyStore, watch_users
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +45,18 @@ _PUBLIC_OPTIONS: list[tuple[str, Any]] = [
 ]
 
 
+class NoPolicyCache:
+    """A policy refresher with no cache behind it: this proxy does not authorize yet. The
+    authz branch replaces it with the policy cache the privilege interceptor reads."""
+
+    async def refresh(self) -> None:
+        """Nothing is cached, so nothing is reloaded."""
+
+
 class PublicRouter(grpc.GenericRpcHandler):
-    """Credential RPCs are served here, every other method goes to the upstream Milvus; with
-    authentication on, every handler is wrapped by the auth interceptor (built once per method).
+    """Credential and RBAC RPCs are served here, every other method goes to the upstream
+    Milvus; with authentication on, every handler is wrapped by the auth interceptor (built
+    once per method).
     """
 
     def __init__(
@@ -97,7 +108,8 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
     metrics = ProxyMetrics()
     common = settings.common
     grace = settings.shutdown_grace
-    # Closed in reverse: public port, internal port, upstream, watch, bcrypt threads, etcd.
+    # Closed in reverse: public port, internal port, policy store, upstream, watch, bcrypt
+    # threads, etcd.
     async with contextlib.AsyncExitStack() as stack:
         store = await stack.enter_async_context(CredentialStore(common.etcd, common.layout))
         pool = BcryptPool(cost=common.bcrypt_cost, metrics=metrics)
@@ -127,11 +139,15 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
             password_policy=common.password_policy,
             auth_enabled=settings.auth_enabled,
         )
+        policy = await stack.enter_async_context(
+            PolicyStore(common.etcd, RbacLayout(common.layout.meta_root))
+        )
+        rbac = RbacService(RbacStores(policy, store, NoPolicyCache()))
+        await rbac.roles.ensure_default_roles()
+        local = {**credential_handlers(credentials), **rbac_handlers(rbac)}
         auth = AuthInterceptor(authenticator) if settings.auth_enabled else None
         public = grpc.aio.server(options=_PUBLIC_OPTIONS)
-        public.add_generic_rpc_handlers(
-            (PublicRouter(credential_handlers(credentials), upstream, auth),)
-        )
+        public.add_generic_rpc_handlers((PublicRouter(local, upstream, auth),))
         internal = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
         add_internal_services(
             internal, authenticator, token=settings.internal_token, revisions=store

@@ -1,0 +1,1 @@
+"""What the proxy answers itself instead of forwarding: Milvus's RBAC RPCs."""
