@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
 from milvus_auth.core.errors import MilvusError
@@ -130,20 +131,28 @@ def rbac_handlers(service: RbacService) -> dict[str, grpc.RpcMethodHandler[Any, 
     behaviours = _behaviours(service)
     return {
         f"/{SERVICE}/{method}": grpc.unary_unary_rpc_method_handler(
-            _rpc(method, behaviours[method], response_type, failure_code),
-            request_deserializer=request_type.FromString,
+            _rpc(method, behaviours[method], request_type, response_type, failure_code),
             response_serializer=_serialize,
         )
         for method, (request_type, response_type, failure_code) in _METHODS.items()
     }
 
 
-def _rpc(method: str, behaviour: Behaviour, response_type: Any, failure_code: int) -> Any:
-    """One RPC: refusals and etcd errors become Milvus's failed status; writes are logged
-    (method, caller, outcome; never a request body: a backup or restore carries hashes)."""
+def _rpc(
+    method: str, behaviour: Behaviour, request_type: Any, response_type: Any, failure_code: int
+) -> Any:
+    """One RPC on the raw request bytes: a body that is no valid request is INVALID_ARGUMENT
+    (grpc's own deserializer would answer INTERNAL); refusals and etcd errors become Milvus's
+    failed status; writes are logged (method, caller, outcome; never a request body: a
+    backup or restore carries hashes)."""
 
-    async def handler(request: Any, context: Context) -> Any:
+    async def handler(raw: bytes, context: Context) -> Any:
         caller = caller_username(context)
+        try:
+            request = request_type.FromString(raw)
+        except DecodeError:
+            log.warning("rbac %s caller=%s result=malformed", method, shown_username(caller))
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed {method} request")
         try:
             response = await behaviour(request, caller)
         except ProxyRefusal as refusal:
