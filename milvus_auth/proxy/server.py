@@ -38,6 +38,7 @@ from milvus_auth.proxy.guard import Check, guard
 from milvus_auth.proxy.metrics import ProxyMetrics
 from milvus_auth.proxy.services.credentials import CredentialService, credential_handlers
 from milvus_auth.proxy.services.internal import add_internal_services
+from milvus_auth.proxy.services.rbac import RbacService, RbacStores, rbac_handlers
 from milvus_auth.store import CredentialStore, PolicyStore, watch_policy, watch_users
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,13 @@ _PUBLIC_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.max_metadata_size", 256 * 1024),
     ("grpc.absolute_max_metadata_size", 256 * 1024),
 ]
+
+
+class NoPolicyCache:
+    """The refresher when authorization is off: no policy is cached, so none is reloaded."""
+
+    async def refresh(self) -> None:
+        """Nothing to reload."""
 
 
 class CheckSource(Protocol):
@@ -153,11 +161,11 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
             bcrypt_cost=common.bcrypt_cost,
             password_policy=common.password_policy,
         )
+        policy_store = await stack.enter_async_context(
+            PolicyStore(common.etcd, RbacLayout(common.layout.meta_root))
+        )
         policy: PolicyCache | None = None
         if settings.authorization_enabled:
-            policy_store = await stack.enter_async_context(
-                PolicyStore(common.etcd, RbacLayout(common.layout.meta_root))
-            )
             policy = PolicyCache(policy_store)
             policy_coherence = PolicyCoherence(
                 policy, lambda start: watch_policy(policy_store, start_revision=start)
@@ -176,6 +184,8 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
             auth_enabled=settings.auth_enabled,
             admin_check=policy is None,
         )
+        rbac = RbacService(RbacStores(policy_store, store, policy or NoPolicyCache()))
+        await rbac.roles.ensure_default_roles()
         checks: list[CheckSource] = []
         wrappers: list[HandlerWrapper] = []
         if settings.auth_enabled:
@@ -186,7 +196,14 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
             wrappers.append(ListFilter(policy, root_bound=settings.root_should_bind_role))
         public = grpc.aio.server(options=_PUBLIC_OPTIONS)
         public.add_generic_rpc_handlers(
-            (PublicRouter([credential_handlers(credentials)], upstream, checks, wrappers),)
+            (
+                PublicRouter(
+                    [credential_handlers(credentials), rbac_handlers(rbac)],
+                    upstream,
+                    checks,
+                    wrappers,
+                ),
+            )
         )
         internal = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
         add_internal_services(

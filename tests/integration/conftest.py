@@ -1,4 +1,4 @@
-"""Fixtures of the proxy's integration tests: milvus-lite, proxy processes, one proxy."""
+"""Fixtures of the integration tests: milvus-lite, proxy processes, one proxy, the real Milvus."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from tests.harness.processes import EtcdServer
 from tests.harness.proxy import ProxyFactory, ProxyProcess, proxy_factory
 from tests.harness.real_milvus import real_milvus
 
-# real_milvus is defined once here: imported into two test modules it would be two session
-# fixtures, the second waiting forever for the machine-wide lock the first holds.
+# real_milvus is imported here, once: a session fixture imported by two test modules would be
+# two fixtures, and the second would wait forever for the machine-wide lock the first holds.
 __all__ = ["milvus", "milvus_server", "proxy_factory", "real_milvus"]
 
 

@@ -68,7 +68,9 @@ CASES: dict[str, Case] = {
         lambda c, u: c.create_user(f"made_by_{u}", PASSWORD),
         forwarded=False,
     ),
-    "create_role": Case("CreateRole", "CreateOwnership", lambda c, u: c.create_role(f"r_{u}")),
+    "create_role": Case(
+        "CreateRole", "CreateOwnership", lambda c, u: c.create_role(f"r_{u}"), forwarded=False
+    ),
 }
 
 ALLOWED: dict[str, set[str]] = {
