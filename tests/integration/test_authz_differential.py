@@ -29,6 +29,10 @@ from tests.harness.real_milvus import ROOT_PASSWORD, RealMilvus
 pytestmark = pytest.mark.real_milvus
 
 PASSWORD = "Differ-Pass1"
+# Unique names: the real Milvus's records are shared with test_real_milvus.py in one session.
+_S = uuid.uuid4().hex[:6]
+NOROLE, READER, ALL = f"dn_{_S}", f"dr_{_S}", f"da_{_S}"
+READER_ROLE, ALL_ROLE = f"rr_{_S}", f"ra_{_S}"
 Stub = milvus_pb2_grpc.MilvusServiceStub
 Call = Callable[[Stub, str, list[tuple[str, str]]], object]
 
@@ -66,7 +70,7 @@ def _calls(collection: str) -> dict[str, tuple[str, Call]]:
         ),
         "select_grant_other_role": (
             "PrivilegeSelectOwnership",
-            lambda s, _, m: s.SelectGrant(_select_grant("d_admin_like"), metadata=m),
+            lambda s, _, m: s.SelectGrant(_select_grant(ALL_ROLE), metadata=m),
         ),
     }
 
@@ -79,15 +83,15 @@ def _select_grant(role: str) -> milvus_pb2.SelectGrantRequest:
 
 def _seed(rbac: Rbac, collection: str) -> None:
     """The same users, roles and grants on either side."""
-    rbac.create_role("d_reader")
-    rbac.create_role("d_admin_like")
+    rbac.create_role(READER_ROLE)
+    rbac.create_role(ALL_ROLE)
     for privilege in ("Query", "Insert"):
-        rbac.grant_v1("d_reader", "Collection", collection, privilege)
-    rbac.grant_v1("d_admin_like", "Global", "*", "All")
-    for user in ("d_norole", "d_reader", "d_all"):
+        rbac.grant_v1(READER_ROLE, "Collection", collection, privilege)
+    rbac.grant_v1(ALL_ROLE, "Global", "*", "All")
+    for user in (NOROLE, READER, ALL):
         rbac.create_user(user, PASSWORD)
-    rbac.bind("d_reader", "d_reader")
-    rbac.bind("d_all", "d_admin_like")
+    rbac.bind(READER, READER_ROLE)
+    rbac.bind(ALL, ALL_ROLE)
 
 
 def _outcome(address: str, user: str, call: Call) -> str:
@@ -134,9 +138,9 @@ def sides(
 
 
 EXPECTED_ALLOWED = {
-    "d_norole": set(),
-    "d_reader": {"query", "insert"},
-    "d_all": {"query", "insert", "drop_collection", "create_user", "select_grant_other_role"},
+    NOROLE: set(),
+    READER: {"query", "insert"},
+    ALL: {"query", "insert", "drop_collection", "create_user", "select_grant_other_role"},
 }
 
 
