@@ -6,6 +6,7 @@ import asyncio
 
 from bench import (
     auth_cache,
+    authz,
     cold_start,
     enumeration,
     flood,
@@ -27,6 +28,8 @@ async def run_all() -> None:
     await flood.run()
     print("\n== user enumeration by timing")
     await enumeration.run()
+    print("\n== authorization: decision, name extraction, throughput on/off, revoke propagation")
+    await authz.run()
     print("\n== operator: initial reconcile, resume, rotation propagation")
     await operator_users.main(users=200, rotations=20, cost=10)
     print("\n== operator: roles initial reconcile and resume")

@@ -15,11 +15,11 @@ import time
 
 from bench.common import header
 from milvus_auth.core import CredentialRecord, hash_password
-from milvus_auth.proxy.authenticator import Authenticator
-from milvus_auth.proxy.bcrypt_pool import BcryptPool
-from milvus_auth.proxy.headers import authorization_values, parse_authorization
+from milvus_auth.proxy.authn.authenticator import Authenticator
+from milvus_auth.proxy.authn.bcrypt_pool import BcryptPool
+from milvus_auth.proxy.authn.headers import authorization_values, parse_authorization
+from milvus_auth.proxy.authn.ratelimit import FailureLimiter, RateLimitSettings
 from milvus_auth.proxy.metrics import ProxyMetrics
-from milvus_auth.proxy.ratelimit import FailureLimiter, RateLimitSettings
 from milvus_auth.store import StoredCredential
 
 PASSWORD = "Bench-Pass-1"

@@ -21,7 +21,7 @@ from bench.common import (
     stub_upstream,
     users_load,
 )
-from milvus_auth.proxy.ratelimit import RateLimitSettings
+from milvus_auth.proxy.authn.ratelimit import RateLimitSettings
 
 PASSWORD = "Flood-Good-Pass-1"
 GOOD_USERS = [f"good{i}" for i in range(4)]

@@ -2,8 +2,10 @@
 
 Start the stack with `make run` (etcd, milvus-lite and the proxy on 127.0.0.1:19530, root's
 dev password `Milvus`), then run `.venv/bin/python examples/quickstart.py`. It connects as root,
-creates a user, lets that user create a collection, insert and search, shows that a wrong
-password is refused, and cleans up after itself.
+creates a user and a collection, inserts and searches as root, shows that the new user, who
+holds no role yet, is refused the search (Milvus's PERMISSION_DENIED) and that a wrong password
+is refused, and cleans up after itself. Grant the user a role with `milvus-auth roles` (see the
+README's Authorization section) and its search passes.
 """
 
 from __future__ import annotations
@@ -35,17 +37,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     root.create_user(USER, USER_PASSWORD)
     print(f"root created user {USER}; users now: {sorted(root.list_users())}")
 
-    user = MilvusClient(uri=args.uri, user=USER, password=USER_PASSWORD, timeout=10)
-    if user.has_collection(COLLECTION):
-        user.drop_collection(COLLECTION)
-    user.create_collection(COLLECTION, dimension=4)
+    if root.has_collection(COLLECTION):
+        root.drop_collection(COLLECTION)
+    root.create_collection(COLLECTION, dimension=4)
     rows = [{"id": i, "vector": [float(i), 1.0, 0.5, 0.25]} for i in range(100)]
-    inserted = user.insert(COLLECTION, rows)["insert_count"]
-    hits = user.search(COLLECTION, data=[[42.0, 1.0, 0.5, 0.25]], limit=3)
+    inserted = root.insert(COLLECTION, rows)["insert_count"]
+    query = [[42.0, 1.0, 0.5, 0.25]]
+    hits = root.search(COLLECTION, data=query, limit=3)
     nearest = [hit["id"] for hit in hits[0]]
-    print(f"{USER} created {COLLECTION}, inserted {inserted} rows, nearest to 42: {nearest}")
-    user.drop_collection(COLLECTION)
-    user.close()
+    print(f"root created {COLLECTION}, inserted {inserted} rows, nearest to 42: {nearest}")
+
+    user = MilvusClient(uri=args.uri, user=USER, password=USER_PASSWORD, timeout=10)
+    try:
+        user.search(COLLECTION, data=query, limit=3)
+    except grpc.RpcError as denied:
+        print(f"{USER}, holding no role, is refused: {denied.details()}")
+    else:
+        print(f"ERROR: {USER} searched without a grant", file=sys.stderr)
+        return 1
+    finally:
+        user.close()
+        root.drop_collection(COLLECTION)
 
     try:
         MilvusClient(uri=args.uri, user=USER, password=WRONG_PASSWORD, timeout=10)

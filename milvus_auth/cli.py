@@ -1,4 +1,4 @@
-"""`milvus-auth`: one command, with `users`, `roles`, `proxy` and `operator` subcommands."""
+"""`milvus-auth`: one command; subcommands `users`, `roles`, `apikeys`, `proxy`, `operator`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from milvus_auth import __version__, roles, users
+from milvus_auth import __version__, apikeys, roles, users
 from milvus_auth.config import ConfigError
 from milvus_auth.operator import command as operator_command
 from milvus_auth.proxy import command as proxy_command
@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     # its run function, so `milvus-auth users` starts fast.
     users.register(commands)
     roles.register(commands)
+    apikeys.register(commands)
     proxy_command.register(commands)
     operator_command.register(commands)
     return parser

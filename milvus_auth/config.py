@@ -55,6 +55,10 @@ def add_option(
         except (ValueError, argparse.ArgumentTypeError) as error:
             raise ConfigError(f"{variable}: {error}") from error
     shown = "" if default is None else f", default {default}"
+    if type is parse_bool:
+        # As kopf and kubectl users type them: a bare `--flag` is true; `--flag=false`,
+        # `--flag false` and the variable still work.
+        kwargs = {"nargs": "?", "const": True, "metavar": "BOOL", **kwargs}
     parser.add_argument(
         flag, default=default, type=type, help=f"{help} (env {variable}{shown})", **kwargs
     )

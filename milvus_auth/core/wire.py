@@ -87,10 +87,59 @@ def _payloads(data: Buffer, number: int) -> Iterator[memoryview]:
 
 def string_field(data: Buffer, number: int) -> str:
     """The string in field `number` (the last occurrence), or "" when it is absent."""
-    last: memoryview | None = None
-    for payload in _payloads(data, number):
-        last = payload
-    return "" if last is None else _text(last)
+    if not isinstance(data, bytes):
+        last: memoryview | None = None
+        for payload in _payloads(data, number):
+            last = payload
+        return "" if last is None else _text(last)
+    found = _last_span(data, number)
+    if found is None:
+        return ""
+    try:
+        return data[found[0] : found[1]].decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise WireError("a string field is not valid UTF-8") from error
+
+
+def _last_span(data: bytes, number: int) -> tuple[int, int] | None:
+    """Where the last length-delimited occurrence of field `number` lies in `data`.
+
+    The same walk as `_fields`, written flat over `bytes` (indexing bytes is several times
+    cheaper than a memoryview's): it runs on every checked call.
+    """
+    found: tuple[int, int] | None = None
+    position = 0
+    end = len(data)
+    while position < end:
+        tag, position = _bytes_varint(data, position, end)
+        field, wire_type = tag >> 3, tag & 7
+        if not 1 <= field <= _MAX_FIELD_NUMBER:
+            raise WireError(f"invalid field number {field}")
+        if wire_type == LENGTH_DELIMITED:
+            size, position = _bytes_varint(data, position, end)
+            if size > end - position:
+                raise WireError(f"field {field} is truncated")
+            if field == number:
+                found = (position, position + size)
+            position += size
+        elif wire_type == VARINT:
+            _, position = _bytes_varint(data, position, end)
+        else:
+            width = _FIXED_WIDTHS.get(wire_type)
+            if width is None:
+                raise WireError(f"unsupported wire type {wire_type} in field {field}")
+            if width > end - position:
+                raise WireError(f"field {field} is truncated")
+            position += width
+    return found
+
+
+def _bytes_varint(data: bytes, position: int, end: int) -> tuple[int, int]:
+    if position < end:
+        byte = data[position]
+        if byte < 0x80:  # one-byte varints: nearly every tag and short length
+            return byte, position + 1
+    return _varint(memoryview(data), position)
 
 
 def nested_string_field(data: Buffer, number: int, inner: int = 1) -> str:
@@ -100,6 +149,12 @@ def nested_string_field(data: Buffer, number: int, inner: int = 1) -> str:
         for found in _payloads(payload, inner):
             last = found
     return "" if last is None else _text(last)
+
+
+def message_field(data: Buffer, number: int) -> bytes:
+    """The embedded message in field `number`, its occurrences merged (concatenated, as
+    protobuf merges them); b"" when absent. Copies the field: for small messages only."""
+    return b"".join(bytes(payload) for payload in _payloads(data, number))
 
 
 def repeated_string_field(data: Buffer, number: int) -> tuple[str, ...]:

@@ -21,7 +21,7 @@ from milvus_auth.config import (
     parse_names,
     read_secret_file,
 )
-from milvus_auth.proxy.ratelimit import RateLimitSettings
+from milvus_auth.proxy.authn.ratelimit import RateLimitSettings
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,11 @@ class ProxySettings:
     """Accept an internal port off loopback without a token (warned about at start)."""
     auth_enabled: bool = True
     """False: every header is ignored and every call passes, as Milvus with auth off."""
+    authorization_enabled: bool = True
+    """Check Milvus's privileges on every call (only with authentication on); False keeps
+    authentication alone (warned about at start)."""
+    root_should_bind_role: bool = False
+    """Root is checked like any user (its roles plus `public`), Milvus's rootShouldBindRole."""
     root_password: str | None = field(default=None, repr=False)
     """Initial root password, used only when etcd has no root record."""
     super_users: frozenset[str] = frozenset()
@@ -87,6 +92,17 @@ def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
     option("--internal-host", help="address the internal port listens on", default="127.0.0.1")
     option("--internal-port", help="internal cache-RPC and health port", default=19529, type=_port)
     option("--auth-enabled", help="check credentials (true|false)", default="true", type=parse_bool)
+    option(
+        "--authorization-enabled",
+        help="check Milvus privileges on every call (true|false; default: as --auth-enabled)",
+        type=parse_bool,
+    )
+    option(
+        "--root-should-bind-role",
+        help="check root's privileges like any user's (true|false)",
+        default="false",
+        type=parse_bool,
+    )
     option("--root-password-file", help="initial root password, if root has none", metavar="PATH")
     option("--super-users", help="comma-separated super users", type=parse_names)
     option("--internal-token-file", help="token required on the internal port", metavar="PATH")
@@ -170,6 +186,9 @@ def proxy_settings(args: argparse.Namespace) -> ProxySettings:
         internal_port=args.internal_port,
         insecure_internal_port=args.insecure_internal_port,
         auth_enabled=args.auth_enabled,
+        authorization_enabled=args.auth_enabled
+        and (args.authorization_enabled is None or args.authorization_enabled),
+        root_should_bind_role=args.root_should_bind_role,
         root_password=_secret(args.root_password_file),
         super_users=args.super_users or frozenset(),
         internal_token=internal_token,

@@ -19,7 +19,7 @@ import grpc
 from grpc_health.v1 import health_pb2
 from pymilvus.grpc_gen import milvus_pb2
 
-from milvus_auth.proxy.headers import AUTHORIZATION_METADATA
+from milvus_auth.proxy.authn.headers import AUTHORIZATION_METADATA
 from milvus_auth.proxy.metrics import ProxyMetrics
 
 Context = grpc.aio.ServicerContext[bytes, bytes]

@@ -1,7 +1,8 @@
 """The proxy process: public and internal gRPC servers, the etcd watch, metrics, shutdown.
 
-Start-up order matters: root is bootstrapped and the etcd watch is running before the public
-port accepts a call, so no login is checked against a cache nobody keeps coherent. On SIGTERM
+Start-up order matters: root is bootstrapped, the credential watch is running and the policy
+is loaded with its watch running before the public port accepts a call, so no login or
+privilege is checked against a cache nobody keeps coherent. On SIGTERM
 the public port stops accepting, in-flight calls get the grace period, then everything closes.
 """
 
@@ -11,24 +12,34 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 
-from milvus_auth.proxy.authenticator import Authenticator
-from milvus_auth.proxy.bcrypt_pool import BcryptPool
+from milvus_auth.core.grants import RbacLayout
+from milvus_auth.proxy.authn.authenticator import Authenticator
+from milvus_auth.proxy.authn.bcrypt_pool import BcryptPool
+from milvus_auth.proxy.authn.coherence import Coherence
+from milvus_auth.proxy.authn.interceptor import AuthInterceptor
+from milvus_auth.proxy.authn.ratelimit import FailureLimiter
+from milvus_auth.proxy.authz import (
+    Bypass,
+    ListFilter,
+    PolicyCache,
+    PolicyCoherence,
+    PrivilegeInterceptor,
+)
 from milvus_auth.proxy.bootstrap import bootstrap_root
-from milvus_auth.proxy.coherence import Coherence
 from milvus_auth.proxy.config import ProxySettings, internal_port_open
-from milvus_auth.proxy.credentials import CredentialService, credential_handlers
 from milvus_auth.proxy.forwarding import CHANNEL_OPTIONS, Handler, Upstream
-from milvus_auth.proxy.interceptor import AuthInterceptor
-from milvus_auth.proxy.internal import add_internal_services
+from milvus_auth.proxy.guard import Check, guard
 from milvus_auth.proxy.metrics import ProxyMetrics
-from milvus_auth.proxy.ratelimit import FailureLimiter
-from milvus_auth.store import CredentialStore, watch_users
+from milvus_auth.proxy.services.credentials import CredentialService, credential_handlers
+from milvus_auth.proxy.services.internal import add_internal_services
+from milvus_auth.proxy.services.rbac import RbacService, RbacStores, rbac_handlers
+from milvus_auth.store import CredentialStore, PolicyStore, watch_policy, watch_users
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +54,49 @@ _PUBLIC_OPTIONS: list[tuple[str, Any]] = [
 ]
 
 
+class NoPolicyCache:
+    """The refresher when authorization is off: no policy is cached, so none is reloaded."""
+
+    async def refresh(self) -> None:
+        """Nothing to reload."""
+
+
+class CheckSource(Protocol):
+    """Something that checks calls before their handler runs (authentication, privileges)."""
+
+    def check_for(self, method: str) -> Check | None:
+        """The check for `method`, or None when it has nothing to check there."""
+
+
+class HandlerWrapper(Protocol):
+    """Something that changes what a method's handler does (list filtering)."""
+
+    def wrap(self, method: str, handler: Handler) -> Handler:
+        """`handler`, changed or not."""
+
+
 class PublicRouter(grpc.GenericRpcHandler):
-    """Credential RPCs are served here, every other method goes to the upstream Milvus; with
-    authentication on, every handler is wrapped by the auth interceptor (built once per method).
+    """The proxy's own services (`local`, any number of handler maps) answer their methods,
+    every other method goes to the upstream Milvus; each handler is wrapped once by
+    `wrappers`, then with the checks of `checks`, in order (authentication first).
     """
 
     def __init__(
-        self, local: dict[str, Handler], upstream: Upstream, auth: AuthInterceptor | None
+        self,
+        local: Sequence[Mapping[str, Handler]],
+        upstream: Upstream,
+        checks: Sequence[CheckSource] = (),
+        wrappers: Sequence[HandlerWrapper] = (),
     ) -> None:
-        self._local = local
+        self._local: dict[str, Handler] = {}
+        for handlers in local:
+            overlap = self._local.keys() & handlers.keys()
+            if overlap:
+                raise ValueError(f"methods served twice: {sorted(overlap)}")
+            self._local.update(handlers)
         self._upstream = upstream
-        self._auth = auth
+        self._checks = tuple(checks)
+        self._wrappers = tuple(wrappers)
         self._handlers: dict[str, Handler] = {}
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> Handler | None:
@@ -61,8 +104,10 @@ class PublicRouter(grpc.GenericRpcHandler):
         handler = self._handlers.get(method)
         if handler is None:
             handler = self._local.get(method) or self._upstream.handler(method)
-            if self._auth is not None:
-                handler = self._auth.wrap(method, handler)
+            for wrapper in self._wrappers:
+                handler = wrapper.wrap(method, handler)
+            found = (source.check_for(method) for source in self._checks)
+            handler = guard(handler, [check for check in found if check is not None])
             if method in self._local or self._upstream.known(method):
                 # Cached only for real methods, so random paths cannot grow the table.
                 self._handlers[method] = handler
@@ -104,7 +149,7 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
         stack.callback(pool.close)
         limiter = FailureLimiter(settings.rate_limits)
         authenticator = Authenticator(store, limiter=limiter, pool=pool, metrics=metrics)
-        coherence = Coherence(lambda: watch_users(store), authenticator)
+        coherence = Coherence(lambda: watch_users(store), authenticator.cache)
         # Started before the bootstrap's etcd round trips, so the watch has taken its start
         # revision before the public port verifies a login: nothing cached predates it.
         coherence.start()
@@ -116,6 +161,17 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
             bcrypt_cost=common.bcrypt_cost,
             password_policy=common.password_policy,
         )
+        policy_store = await stack.enter_async_context(
+            PolicyStore(common.etcd, RbacLayout(common.layout.meta_root))
+        )
+        policy: PolicyCache | None = None
+        if settings.authorization_enabled:
+            policy = PolicyCache(policy_store)
+            policy_coherence = PolicyCoherence(
+                policy, lambda start: watch_policy(policy_store, start_revision=start)
+            )
+            await policy_coherence.start()
+            stack.push_async_callback(policy_coherence.stop)
         upstream = Upstream(settings.upstream, metrics=metrics, token=settings.upstream_token)
         stack.push_async_callback(upstream.close)
         credentials = CredentialService(
@@ -126,15 +182,36 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
             bcrypt_cost=common.bcrypt_cost,
             password_policy=common.password_policy,
             auth_enabled=settings.auth_enabled,
+            admin_check=policy is None,
         )
-        auth = AuthInterceptor(authenticator) if settings.auth_enabled else None
+        rbac = RbacService(RbacStores(policy_store, store, policy or NoPolicyCache()))
+        await rbac.roles.ensure_default_roles()
+        checks: list[CheckSource] = []
+        wrappers: list[HandlerWrapper] = []
+        if settings.auth_enabled:
+            checks.append(AuthInterceptor(authenticator))
+        if policy is not None:
+            bypass = Bypass(settings.root_should_bind_role, settings.super_users)
+            checks.append(PrivilegeInterceptor(policy, bypass))
+            wrappers.append(ListFilter(policy, root_bound=settings.root_should_bind_role))
         public = grpc.aio.server(options=_PUBLIC_OPTIONS)
         public.add_generic_rpc_handlers(
-            (PublicRouter(credential_handlers(credentials), upstream, auth),)
+            (
+                PublicRouter(
+                    [credential_handlers(credentials), rbac_handlers(rbac)],
+                    upstream,
+                    checks,
+                    wrappers,
+                ),
+            )
         )
         internal = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
         add_internal_services(
-            internal, authenticator, token=settings.internal_token, revisions=store
+            internal,
+            authenticator.cache,
+            token=settings.internal_token,
+            revisions=store,
+            policy=policy,
         )
         proxy = RunningProxy(
             public=public,
@@ -168,14 +245,20 @@ async def serve(settings: ProxySettings) -> None:
                 settings.internal_host,
                 proxy.internal_port,
             )
+        if settings.auth_enabled and not settings.authorization_enabled:
+            log.warning(
+                "authorization is off (--authorization-enabled false): every authenticated "
+                "user may call every method, unlike a Milvus with authentication on"
+            )
         log.info(
-            "proxy ready: public %s:%d -> upstream %s, internal %s:%d, auth %s, tls %s",
+            "proxy ready: public %s:%d -> upstream %s, internal %s:%d, auth %s, authz %s, tls %s",
             settings.host,
             proxy.public_port,
             settings.upstream,
             settings.internal_host,
             proxy.internal_port,
             "on" if settings.auth_enabled else "off",
+            "on" if settings.authorization_enabled else "off",
             "on" if settings.tls else "off",
         )
         await stop.wait()

@@ -1,5 +1,6 @@
 """The credential store on etcd: the only package that imports the etcd client."""
 
+from milvus_auth.store.apikeys import ApiKeyExists, ApiKeyStore, StoredApiKey
 from milvus_auth.store.claims import ClaimStore
 from milvus_auth.store.credentials import CredentialStore, StoredCredential
 from milvus_auth.store.errors import EtcdUnavailable, RevisionConflict, StoreError
@@ -14,12 +15,15 @@ from milvus_auth.store.watch import (
     WatchEvent,
     WatchLost,
     WatchRestored,
+    watch_api_keys,
     watch_policy,
     watch_ranges,
     watch_users,
 )
 
 __all__ = [
+    "ApiKeyExists",
+    "ApiKeyStore",
     "ClaimStore",
     "CredentialStore",
     "Endpoint",
@@ -31,12 +35,14 @@ __all__ = [
     "RangeEvent",
     "RevisionConflict",
     "StoreError",
+    "StoredApiKey",
     "StoredCredential",
     "UserChanged",
     "UserDeleted",
     "WatchEvent",
     "WatchLost",
     "WatchRestored",
+    "watch_api_keys",
     "watch_policy",
     "watch_ranges",
     "watch_users",

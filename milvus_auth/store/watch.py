@@ -18,6 +18,7 @@ import aetcd
 import grpc
 from aetcd import rtypes
 
+from milvus_auth.store.apikeys import ApiKeyStore
 from milvus_auth.store.client import EtcdConnection
 from milvus_auth.store.credentials import CredentialStore
 from milvus_auth.store.errors import EtcdUnavailable
@@ -221,6 +222,23 @@ def watch_policy(
     return watch_ranges(
         store.connection,
         policy_ranges(store),
+        start_revision=start_revision,
+        retry_delay=retry_delay,
+        max_retry_delay=max_retry_delay,
+    )
+
+
+def watch_api_keys(
+    store: ApiKeyStore,
+    *,
+    start_revision: int | None = None,
+    retry_delay: float = 0.2,
+    max_retry_delay: float = 5.0,
+) -> AsyncGenerator[RangeEvent, None]:
+    """Every API key record created, rewritten or revoked, from `start_revision` on."""
+    return watch_ranges(
+        store.connection,
+        [KeyRange.prefix(store.prefix)],
         start_revision=start_revision,
         retry_delay=retry_delay,
         max_retry_delay=max_retry_delay,

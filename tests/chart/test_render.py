@@ -205,6 +205,8 @@ def test_proxy_probes_use_grpc_health_on_the_internal_port(default_release: Rele
     assert env["MILVUS_AUTH_INTERNAL_HOST"] == "0.0.0.0"
     assert env["MILVUS_AUTH_INTERNAL_TOKEN_FILE"]
     assert env["MILVUS_AUTH_AUTH_ENABLED"] == "true"
+    assert env["MILVUS_AUTH_AUTHORIZATION_ENABLED"] == "true"
+    assert env["MILVUS_AUTH_ROOT_SHOULD_BIND_ROLE"] == "false"
     assert env["MILVUS_AUTH_UPSTREAM"] == "milvus:19530"
     affinity = pod_spec(proxy)["affinity"]["podAntiAffinity"]
     assert affinity["preferredDuringSchedulingIgnoredDuringExecution"]

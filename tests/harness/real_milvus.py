@@ -8,14 +8,18 @@ picked free; the wrapper picks the others upward from Milvus's defaults. A machi
 still lets only one test session start it at a time (other worktrees share these two cores).
 Stopped with SIGINT, which the wrapper turns into stopping the Go server.
 
-Other test packages import the fixture: `from tests.harness.real_milvus import real_milvus`.
+Test packages import the fixture once, in their conftest.py (imported by two modules it
+would be two session fixtures, the second waiting on the lock the first holds):
+`from tests.harness.real_milvus import real_milvus`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import os
+import re
 import signal
 import time
 import uuid
@@ -25,7 +29,9 @@ from pathlib import Path
 import grpc
 import pytest
 
+from milvus_auth.core.grants import RbacLayout
 from milvus_auth.protos import proxy_pb2, proxy_pb2_grpc
+from milvus_auth.store import Endpoint, EtcdSettings, PolicyStore
 from tests.harness.processes import (
     EtcdServer,
     ServerProcess,
@@ -37,6 +43,25 @@ from tests.harness.processes import (
 ROOT_PASSWORD = "Milvus"  # Milvus's default root password (a test server)
 LOCK_PATH = Path("/tmp/milvus-auth-real-milvus.lock")  # machine-wide on purpose
 START_TIMEOUT = 90.0
+_HASH = re.compile(rb'"encrypted_password":"\$2[ab]\$\d\d\$[./A-Za-z0-9]{53}"')
+
+
+def rbac_records(endpoint: str, meta_root: str) -> dict[str, bytes]:
+    """Every key under `<meta_root>/root-coord/{credential,privilege-group}/`, prefix removed;
+    bcrypt hashes (salted, so never equal) replaced by a marker."""
+
+    async def read() -> dict[str, bytes]:
+        settings = EtcdSettings(endpoints=(Endpoint.parse(endpoint),))
+        async with PolicyStore(settings, RbacLayout(meta_root)) as store:
+            root = f"{meta_root}/root-coord/"
+            found = await store.connection.call(lambda c: c.get_prefix(root.encode()))
+        return {
+            kv.key.decode()[len(root) :]: _HASH.sub(b'"encrypted_password":"<bcrypt>"', kv.value)
+            for kv in found
+            if kv.key.decode()[len(root) :].startswith(("credential/", "privilege-group/"))
+        }
+
+    return asyncio.run(read())
 
 
 class RealMilvus(ServerProcess):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import auth_cache, cold_start, enumeration, flood, overhead
+from bench import auth_cache, authz, cold_start, enumeration, flood, overhead
 
 
 async def test_auth_cache_bench(capsys: pytest.CaptureFixture[str]) -> None:
@@ -38,3 +38,14 @@ async def test_enumeration_bench(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "unknown user" in out
     assert "bcrypt runs: 10 for 10 logins" in out  # one login, then every refusal ran one
+
+
+async def test_authz_bench(capsys: pytest.CaptureFixture[str]) -> None:
+    await authz.run(
+        roles=10, grants=100, checks=100, insert_bytes=1 << 20, callers=2, calls=10, revokes=3
+    )
+    out = capsys.readouterr().out
+    assert "decision (10 roles, 100 grants" in out
+    assert "peak allocation" in out
+    assert "throughput, 2 callers" in out
+    assert "3 revokes: p50" in out

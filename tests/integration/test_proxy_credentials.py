@@ -54,6 +54,13 @@ def _refused(call: Callable[[], object]) -> MilvusException:
     return refused.value
 
 
+def _denied(call: Callable[[], object]) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as denied:
+        call()
+    assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    return denied.value
+
+
 def test_user_lifecycle_through_pymilvus(login: Login, proxy: ProxyProcess) -> None:
     root = login()
     root.create_user("alice", ALICE_PASSWORD)
@@ -102,12 +109,17 @@ def test_errors_carry_milvus_codes_and_messages(login: Login) -> None:
         "old password not correct for alice: not authenticated",
     )
 
-    not_admin = _refused(lambda: alice.create_user("bob", ALICE_PASSWORD))
-    assert not_admin.code == 1401
-    assert not_admin.message.startswith("PrivilegeCreateOwnership: permission deny to alice")
+    # Refused by the privilege check before the handler, as Milvus's PrivilegeInterceptor
+    # does: a gRPC PERMISSION_DENIED status, not a failed `common.Status` in the body.
+    not_admin = _denied(lambda: alice.create_user("bob", ALICE_PASSWORD))
+    assert not_admin.details() == (
+        "PrivilegeCreateOwnership: permission deny to alice in the `default` database"
+    )
 
-    other = _refused(lambda: alice.update_password("root", ROOT_PASSWORD, "Hijacked1"))
-    assert other.code == 1401
+    other = _denied(lambda: alice.update_password("root", ROOT_PASSWORD, "Hijacked1"))
+    assert other.details() == (
+        "PrivilegeUpdateUser: permission deny to alice in the `default` database"
+    )
     assert sorted(root.list_users()) == ["alice", "root"]
 
 

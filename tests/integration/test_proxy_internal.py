@@ -103,7 +103,7 @@ async def test_a_forged_revision_cannot_pin_a_password_past_deletion(
             metadata=AUTH,
         )
     assert status.code == 1100
-    assert "ERROR milvus_auth.proxy.internal cache rpc refused" in guarded.log()
+    assert "ERROR milvus_auth.proxy.services.internal cache rpc refused" in guarded.log()
     with pytest.raises(MilvusException):
         await asyncio.to_thread(_login, guarded, "victim", forged)
     deleted = await asyncio.create_subprocess_exec(

@@ -30,6 +30,10 @@ def test_quickstart_through_a_proxy(proxy: ProxyProcess) -> None:
     done = run_quickstart(proxy.uri)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "nearest to 42: [42," in done.stdout
+    assert (
+        "quickstart_user, holding no role, is refused: "
+        "PrivilegeSearch: permission deny to quickstart_user in the `default` database"
+    ) in done.stdout
     assert "a wrong password is refused: auth check failure" in done.stdout
     assert "Quickstart-Pass-1" not in proxy.log()
 

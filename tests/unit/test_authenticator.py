@@ -9,11 +9,12 @@ from collections.abc import Iterator
 import pytest
 
 from milvus_auth.core import CredentialRecord, MalformedRecord, cache_digest, hash_password
-from milvus_auth.proxy.authenticator import Authenticator, AuthUnavailable
-from milvus_auth.proxy.bcrypt_pool import BcryptPool
-from milvus_auth.proxy.headers import AUTH_CHECK_FAILURE, AuthFailure, Credentials
+from milvus_auth.proxy.authn.authenticator import Authenticator
+from milvus_auth.proxy.authn.bcrypt_pool import BcryptPool
+from milvus_auth.proxy.authn.headers import AUTH_CHECK_FAILURE, AuthFailure, Credentials
+from milvus_auth.proxy.authn.ratelimit import FailureLimiter, RateLimitSettings
+from milvus_auth.proxy.authn.verifier import AuthUnavailable
 from milvus_auth.proxy.metrics import ProxyMetrics
-from milvus_auth.proxy.ratelimit import FailureLimiter, RateLimitSettings
 from milvus_auth.store import EtcdUnavailable, StoredCredential
 
 PASSWORD = "right-password"
@@ -97,7 +98,7 @@ async def test_a_miss_runs_bcrypt_once_then_hits(
     await login(auth, "alice")
     await login(auth, "alice")
     assert metrics.bcrypt_runs() == 1
-    assert auth.cached("alice")
+    assert auth.cache.cached("alice")
 
 
 async def test_200_concurrent_first_calls_share_one_bcrypt(
@@ -113,7 +114,7 @@ async def test_wrong_passwords_are_never_cached(auth: Authenticator, metrics: Pr
     assert await refused(auth, "alice", "wrong-password") == "wrong_password"
     assert await refused(auth, "alice", "wrong-password") == "wrong_password"
     assert metrics.bcrypt_runs() == 2
-    assert not auth.cached("alice")
+    assert not auth.cache.cached("alice")
 
 
 async def test_a_cached_user_with_another_password_costs_a_bcrypt_but_no_etcd_read(
@@ -176,10 +177,10 @@ async def test_a_change_drops_the_entry_but_an_older_event_does_not(
 ) -> None:
     await login(auth, "alice")
     revision = source.records["alice"].mod_revision
-    auth.record_changed("alice", revision)  # the event of the record it verified against
-    assert auth.cached("alice")
-    auth.record_changed("alice", revision + 10)
-    assert not auth.cached("alice")
+    auth.cache.record_changed("alice", revision)  # the event of the record it verified against
+    assert auth.cache.cached("alice")
+    auth.cache.record_changed("alice", revision + 10)
+    assert not auth.cache.cached("alice")
 
 
 async def test_a_change_during_verification_is_not_cached(
@@ -188,25 +189,25 @@ async def test_a_change_during_verification_is_not_cached(
     source.delay = 0.05
     pending = asyncio.ensure_future(login(auth, "alice"))
     await asyncio.sleep(0.01)
-    auth.record_changed("alice", source.put("alice", "new-password"))
+    auth.cache.record_changed("alice", source.put("alice", "new-password"))
     await pending
-    assert not auth.cached("alice")
+    assert not auth.cache.cached("alice")
 
 
 async def test_prewarm_then_invalidate(auth: Authenticator, metrics: ProxyMetrics) -> None:
-    auth.prewarm("alice", cache_digest("alice", PASSWORD))
+    auth.cache.prewarm("alice", cache_digest("alice", PASSWORD))
     await login(auth, "alice")
     assert metrics.bcrypt_runs() == 0
     auth.invalidate("alice")
-    assert not auth.cached("alice")
+    assert not auth.cache.cached("alice")
     await login(auth, "alice")
     assert metrics.bcrypt_runs() == 1
 
 
 async def test_prewarmed_entry_is_dropped_by_any_change(auth: Authenticator) -> None:
-    auth.prewarm("alice", cache_digest("alice", PASSWORD))
-    auth.record_changed("alice", 1)
-    assert not auth.cached("alice")
+    auth.cache.prewarm("alice", cache_digest("alice", PASSWORD))
+    auth.cache.record_changed("alice", 1)
+    assert not auth.cache.cached("alice")
 
 
 async def test_etcd_down_cached_users_pass_uncached_are_unavailable(
@@ -224,7 +225,7 @@ async def test_untrusted_cache_rechecks_revisions(
     auth: Authenticator, source: FakeSource, metrics: ProxyMetrics
 ) -> None:
     await login(auth, "alice")
-    auth.distrust()
+    auth.cache.distrust()
     reads = source.reads
     await login(auth, "alice")
     assert source.reads == reads + 1
@@ -240,13 +241,13 @@ async def test_untrusted_cache_rechecks_revisions(
 
 async def test_restore_after_missed_events_forgets_everything(auth: Authenticator) -> None:
     await login(auth, "alice")
-    auth.distrust()
-    auth.restore(missed=False)
-    assert auth.cached("alice")
-    auth.distrust()
-    auth.restore(missed=True)
-    assert not auth.cached("alice")
-    assert auth.trusted
+    auth.cache.distrust()
+    auth.cache.restore(missed=False)
+    assert auth.cache.cached("alice")
+    auth.cache.distrust()
+    auth.cache.restore(missed=True)
+    assert not auth.cache.cached("alice")
+    assert auth.cache.trusted
 
 
 async def test_failures_log_one_line_without_secrets(
@@ -301,7 +302,7 @@ async def test_a_name_no_user_can_have_is_refused_before_cache_limiter_and_etcd(
         assert await refused(auth, username, "alice") == "invalid_username"
     assert source.reads == 0
     assert metrics.bcrypt_runs() == 0
-    assert not auth.cached(username)
+    assert not auth.cache.cached(username)
     assert username not in caplog.text
     assert "user=<invalid>" in caplog.text
     assert len(caplog.text) < 2_000

@@ -1,7 +1,8 @@
 """The credential RPCs through a real in-process gRPC server, a pymilvus stub and a real etcd.
 
-No auth interceptor runs here, so the `authorization` header names the caller unverified: these
-tests check the permission rules, not authentication (tests/integration does both).
+No auth interceptor runs here: the router plays the edge and makes the caller's `Identity` from
+the `authorization` header's username, unverified. These tests check the permission rules, not
+authentication (tests/integration does both).
 """
 
 from __future__ import annotations
@@ -19,13 +20,16 @@ from hypothesis import strategies as st
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc
 
 from milvus_auth.core import CredentialRecord, InvalidParameter, hash_password, verify_password
-from milvus_auth.proxy.bcrypt_pool import BcryptPool
-from milvus_auth.proxy.credentials import (
+from milvus_auth.proxy.authn.bcrypt_pool import BcryptPool
+from milvus_auth.proxy.authn.headers import AuthFailure, authorization_values, parse_authorization
+from milvus_auth.proxy.authn.identity import Identity, Proof, bind_identity, header_database
+from milvus_auth.proxy.guard import guard
+from milvus_auth.proxy.metrics import ProxyMetrics
+from milvus_auth.proxy.services.credentials import (
     CredentialService,
     credential_handlers,
     decode_password,
 )
-from milvus_auth.proxy.metrics import ProxyMetrics
 from milvus_auth.store import CredentialStore, StoredCredential
 from tests.harness.processes import EtcdServer
 
@@ -58,11 +62,23 @@ def pool() -> Iterator[BcryptPool]:
     threads.close()
 
 
+async def unverified_identity(_: Any, context: Any) -> None:
+    """The edge, minus the password check: the header's username becomes the identity."""
+    metadata = context.invocation_metadata()
+    try:
+        username = parse_authorization(authorization_values(metadata)).username
+    except AuthFailure:
+        return
+    bind_identity(Identity(username, Proof.PASSWORD, header_database(metadata)))
+
+
 class Router(grpc.GenericRpcHandler):
     """Serves the handlers by full method path, as the proxy's server does."""
 
     def __init__(self, handlers: dict[str, grpc.RpcMethodHandler[Any, Any]]) -> None:
-        self.handlers = handlers
+        self.handlers = {
+            method: guard(handler, [unverified_identity]) for method, handler in handlers.items()
+        }
 
     def service(
         self, handler_call_details: grpc.HandlerCallDetails

@@ -17,7 +17,7 @@ from pymilvus.grpc_gen import common_pb2
 from milvus_auth.core import cache_digest
 from milvus_auth.core.internal import INTERNAL_TOKEN_METADATA, RECORD_REVISION_PROPERTY
 from milvus_auth.protos import proxy_pb2, proxy_pb2_grpc
-from milvus_auth.proxy.internal import add_internal_services
+from milvus_auth.proxy.services.internal import add_internal_services
 from milvus_auth.store import EtcdUnavailable
 
 TOKEN = "s3cret-internal-token"

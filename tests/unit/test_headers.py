@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from milvus_auth.proxy.headers import (
+from milvus_auth.proxy.authn.headers import (
     API_KEY_FAILURE,
     AUTH_CHECK_FAILURE,
     INVALID_TOKEN_FORMAT,

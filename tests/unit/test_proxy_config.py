@@ -78,3 +78,22 @@ def test_rate_limits_from_flags() -> None:
     )
     off = settings_from("--rate-limit-user-burst", "0").rate_limits
     assert (off.user_burst, off.user_total_burst) == (0, 100)
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ((), True),  # on whenever authentication is on, as Milvus ties them
+        (("--authorization-enabled", "false"), False),
+        (("--auth-enabled", "false"), False),
+        (("--auth-enabled", "false", "--authorization-enabled", "true"), False),
+    ],
+)
+def test_authorization_follows_authentication(argv: tuple[str, ...], expected: bool) -> None:
+    settings = settings_from(*argv)
+    assert settings.authorization_enabled is expected
+
+
+def test_root_binds_roles_only_when_asked() -> None:
+    assert settings_from().root_should_bind_role is False
+    assert settings_from("--root-should-bind-role", "true").root_should_bind_role is True

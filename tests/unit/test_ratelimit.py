@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from milvus_auth.proxy.ratelimit import (
+from milvus_auth.proxy.authn.ratelimit import (
     FailureLimiter,
     RateLimitSettings,
     TokenBuckets,

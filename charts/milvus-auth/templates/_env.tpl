@@ -59,6 +59,10 @@
   value: {{ required "proxy.upstream (host:port of Milvus) is required" $p.upstream | quote }}
 - name: MILVUS_AUTH_AUTH_ENABLED
   value: {{ $p.authEnabled | quote }}
+- name: MILVUS_AUTH_AUTHORIZATION_ENABLED
+  value: {{ $p.authorizationEnabled | quote }}
+- name: MILVUS_AUTH_ROOT_SHOULD_BIND_ROLE
+  value: {{ $p.rootShouldBindRole | quote }}
 {{- with $p.superUsers }}
 - name: MILVUS_AUTH_SUPER_USERS
   value: {{ join "," . | quote }}

@@ -12,8 +12,6 @@ import binascii
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-import grpc
-
 AUTHORIZATION_METADATA = "authorization"
 
 MISSING_AUTHORIZATION = "missing authorization in header"
@@ -69,11 +67,3 @@ def authorization_values(metadata: Iterable[tuple[str, str | bytes]] | None) -> 
         for key, value in metadata or ()
         if key == AUTHORIZATION_METADATA and isinstance(value, str)
     ]
-
-
-def caller_username(context: grpc.aio.ServicerContext[object, object]) -> str | None:
-    """The username in an already-authenticated call's header; None when absent or invalid."""
-    try:
-        return parse_authorization(authorization_values(context.invocation_metadata())).username
-    except AuthFailure:
-        return None

@@ -3,7 +3,9 @@
 A stock Milvus RootCoord, or the milvus-auth operator, writes etcd and then calls every proxy:
 `UpdateCredentialCache` pre-warms the cache with the digest it carries (sha256 of password +
 username), `InvalidateCredentialCache` and `RefreshPolicyInfoCache{opType=5 DeleteUser}` drop
-a user. Because a pre-warmed digest is what the cache accepts, this port must never be exposed
+a user, and `RefreshPolicyInfoCache` ops 1-7 change the policy cache as they change Milvus's
+(with authorization off they are accepted and change nothing but op 5's credential entry).
+Because a pre-warmed digest is what the cache accepts, this port must never be exposed
 outside the cluster; with `--internal-token-file` every cache RPC must also carry the token in
 the `milvus-auth-internal-token` metadata. `grpc.health.v1.Health` is exempt from the token:
 Kubernetes' gRPC probes cannot send metadata, and health reveals nothing.
@@ -26,17 +28,18 @@ from grpc_health.v1 import health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from pymilvus.grpc_gen import common_pb2
 
-from milvus_auth.core import CredentialError, InvalidParameter, validate_username
+from milvus_auth.core import InvalidParameter, validate_username
+from milvus_auth.core.errors import MilvusError
 from milvus_auth.core.internal import INTERNAL_TOKEN_METADATA, RECORD_REVISION_PROPERTY
+from milvus_auth.core.roles import CacheOp, CacheRefresh, parse_cache_refresh
 from milvus_auth.protos import proxy_pb2
-from milvus_auth.proxy.credentials import StoreUnavailable, failure_status
+from milvus_auth.proxy.errors import StoreUnavailable, failure_status
 from milvus_auth.proxy.logsafe import shown_text, shown_username
 from milvus_auth.store import EtcdUnavailable
 
 log = logging.getLogger(__name__)
 
 SERVICE = "milvus.proto.proxy.Proxy"
-OP_DELETE_USER = 5  # Milvus's typeutil.CacheDeleteUser; opKey is the username
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -59,6 +62,13 @@ class RevisionSource(Protocol):
         """etcd's current revision; raises `EtcdUnavailable`."""
 
 
+class PolicyOps(Protocol):
+    """What `RefreshPolicyInfoCache` changes: the policy cache (`authz.PolicyCache`)."""
+
+    async def apply(self, op: CacheRefresh) -> None:
+        """Apply one op as Milvus's proxy does; raises `MilvusError` or `EtcdUnavailable`."""
+
+
 class RevisionAhead(InvalidParameter):
     """A record revision etcd has not reached: forged, or from another etcd."""
 
@@ -71,9 +81,12 @@ class RevisionAhead(InvalidParameter):
 class CacheService:
     """The three cache RPCs; each answers a `common.Status` as Milvus's proxy does."""
 
-    def __init__(self, cache: CredentialCache, revisions: RevisionSource) -> None:
+    def __init__(
+        self, cache: CredentialCache, revisions: RevisionSource, policy: PolicyOps | None
+    ) -> None:
         self._cache = cache
         self._revisions = revisions
+        self._policy = policy
 
     async def invalidate(self, request: Any, _: Context) -> common_pb2.Status:
         """InvalidateCredentialCache: drop the user."""
@@ -100,11 +113,15 @@ class CacheService:
         return common_pb2.Status()
 
     async def refresh_policy(self, request: Any, _: Context) -> common_pb2.Status:
-        """RefreshPolicyInfoCache: only DeleteUser concerns credentials; the rest is RBAC."""
-        if request.opType == OP_DELETE_USER:
-            username = validate_username(request.opKey)
+        """RefreshPolicyInfoCache: ops 1-7 on the policy cache; op 5 also drops the user's
+        credential entry."""
+        op = parse_cache_refresh(request.opType, request.opKey)
+        if op.op is CacheOp.DELETE_USER:
+            username = validate_username(op.key)
             self._cache.invalidate(username)
-            log.info("cache policy-refresh delete-user user=%s result=ok", shown_username(username))
+        if self._policy is not None:
+            await self._policy.apply(op)
+        log.info("cache policy-refresh op=%d result=ok", int(op.op))
         return common_pb2.Status()
 
 
@@ -133,8 +150,8 @@ def _guarded(behaviour: Behaviour, token: str | None) -> Behaviour:
         try:
             return await behaviour(request, context)
         except EtcdUnavailable as error:
-            failed: CredentialError = StoreUnavailable(str(error))
-        except CredentialError as error:
+            failed: MilvusError = StoreUnavailable(str(error))
+        except MilvusError as error:
             failed = error
         level = logging.ERROR if isinstance(failed, RevisionAhead) else logging.WARNING
         log.log(
@@ -171,11 +188,12 @@ def add_internal_services(
     *,
     token: str | None,
     revisions: RevisionSource,
+    policy: PolicyOps | None = None,
 ) -> None:
     """Register Milvus's cache service (token-checked when `token` is set) and gRPC health."""
     if token == "":
         raise ValueError("an empty internal token would accept calls without one")
-    service = CacheService(authenticator, revisions)
+    service = CacheService(authenticator, revisions, policy)
     methods: dict[str, tuple[Behaviour, Callable[[bytes], Any]]] = {
         "InvalidateCredentialCache": (
             service.invalidate,

@@ -1,4 +1,4 @@
-"""Cache coherence beyond Milvus: the etcd watch drops a user's cache entry when it changes.
+"""Cache coherence beyond Milvus: the etcd watch drops a credential cache entry on change.
 
 Stock Milvus trusts its cache until a RootCoord RPC says otherwise, so a proxy that missed one
 accepts an old password forever. Here every put or delete under the credential prefix, by
@@ -14,7 +14,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 
-from milvus_auth.proxy.authenticator import Authenticator
+from milvus_auth.proxy.authn.cache import CredentialCache
 from milvus_auth.store import (
     UserChanged,
     UserDeleted,
@@ -28,28 +28,28 @@ log = logging.getLogger(__name__)
 RESTART_DELAY = 1.0  # seconds before a new watch after an unexpected failure
 
 
-def apply(event: WatchEvent, authenticator: Authenticator) -> None:
+def apply(event: WatchEvent, cache: CredentialCache) -> None:
     """What one watch event does to the cache."""
     if isinstance(event, UserDeleted):
-        authenticator.record_deleted(event.username, event.revision)
+        cache.record_deleted(event.username, event.revision)
     elif isinstance(event, UserChanged):
-        authenticator.record_changed(event.username, event.revision)
+        cache.record_changed(event.username, event.revision)
     elif isinstance(event, WatchLost):
         log.warning("credential watch lost: cache entries are re-checked against etcd")
-        authenticator.distrust()
+        cache.distrust()
     elif isinstance(event, WatchRestored):
         log.info("credential watch restored (missed changes: %s)", event.missed)
-        authenticator.restore(missed=event.missed)
+        cache.restore(missed=event.missed)
 
 
 class Coherence:
     """The background task applying watch events to the authenticator's cache."""
 
     def __init__(
-        self, events: Callable[[], AsyncIterator[WatchEvent]], authenticator: Authenticator
+        self, events: Callable[[], AsyncIterator[WatchEvent]], cache: CredentialCache
     ) -> None:
         self._events = events
-        self._authenticator = authenticator
+        self._cache = cache
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -68,12 +68,12 @@ class Coherence:
         while True:
             try:
                 async for event in self._events():
-                    apply(event, self._authenticator)
+                    apply(event, self._cache)
             except Exception:
                 # The store's watch survives etcd failures itself; anything reaching here is
                 # unexpected. A new watch cannot tell what it missed, and nothing will say
                 # when it is back, so the cache stays untrusted (still correct, one etcd read
                 # per login) for the rest of this process's life.
                 log.exception("credential watch failed; cache entries are re-checked from now on")
-            self._authenticator.distrust()
+            self._cache.distrust()
             await asyncio.sleep(RESTART_DELAY)

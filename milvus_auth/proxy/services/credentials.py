@@ -3,9 +3,11 @@
 `CreateCredential`, `UpdateCredential`, `DeleteCredential` and `ListCredUsers` behave as a
 Milvus proxy and RootCoord do together (milvus:internal/proxy/impl.go, rootcoord/meta_table.go):
 the same validation, the same `common.Status` codes and reasons, base64 passwords, the
-old-password rule that super users skip, root never deletable, at most 100 users. Beyond
-Milvus: with authentication on, only root and super users create or delete users and change
-other users' passwords; with it off, nobody's header is trusted to skip the old password.
+old-password rule that super users skip, root never deletable, at most 100 users. Who may
+call them is the privilege check's business (Milvus's privileges; super users act like
+`admin` there); with authorization off (`admin_check`), only root and super users create or
+delete users and change other users' passwords. With authentication off, nobody is trusted to
+skip the old password. The caller is the call's `Identity`, never the raw header.
 Every bcrypt runs in the proxy's bcrypt pool, and an old password is checked under the same
 failure limits as a login, so a password change is no side door for guessing.
 """
@@ -34,8 +36,9 @@ from milvus_auth.core import (
     validate_username,
 )
 from milvus_auth.core.passwords import PasswordPolicy
-from milvus_auth.proxy.bcrypt_pool import BcryptPool
-from milvus_auth.proxy.headers import caller_username
+from milvus_auth.proxy.authn.bcrypt_pool import BcryptPool
+from milvus_auth.proxy.authn.identity import current_identity
+from milvus_auth.proxy.errors import StoreUnavailable, failure_status
 from milvus_auth.proxy.logsafe import INVALID, shown_text, shown_username, valid_username
 from milvus_auth.store import (
     CredentialStore,
@@ -48,7 +51,6 @@ log = logging.getLogger(__name__)
 
 SERVICE = "milvus.proto.milvus.MilvusService"
 DEFAULT_MAX_USERS = 100  # Milvus's proxy.maxUserNum
-_DEFAULT_DATABASE = "default"
 _ErrorCode = common_pb2.ErrorCode
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -81,25 +83,6 @@ class ConcurrentChange(CredentialError):
         super().__init__(f"credential of {username} changed concurrently, please retry")
 
 
-class StoreUnavailable(CredentialError):
-    """etcd could not be read or written; the message is etcd's, never a secret."""
-
-
-# Milvus's proxy answers with merr.Status (legacy IllegalArgument for parameters, else
-# UnexpectedError); what RootCoord refuses carries the RPC's own legacy <X>CredentialFailure.
-_PROXY_SIDE: dict[type[CredentialError], int] = {
-    InvalidParameter: _ErrorCode.IllegalArgument,
-    OldPasswordMismatch: _ErrorCode.UnexpectedError,
-    PrivilegeNotPermitted: _ErrorCode.UnexpectedError,
-}
-
-
-def failure_status(error: CredentialError, rootcoord_code: int) -> common_pb2.Status:
-    """The `common.Status` Milvus answers for `error` in an RPC whose failure code is given."""
-    legacy = _PROXY_SIDE.get(type(error), rootcoord_code)
-    return common_pb2.Status(error_code=legacy, code=error.code, reason=error.reason)
-
-
 def decode_password(encoded: str, what: str) -> str:
     """A password as pymilvus sends it: standard padded base64 of its UTF-8 bytes."""
     try:
@@ -121,6 +104,7 @@ class CredentialService:
         bcrypt_cost: int,
         password_policy: PasswordPolicy | None = None,
         auth_enabled: bool = True,
+        admin_check: bool = True,
         max_users: int = DEFAULT_MAX_USERS,
     ) -> None:
         self._store = store
@@ -130,17 +114,23 @@ class CredentialService:
         self._cost = bcrypt_cost
         self._policy = password_policy or PasswordPolicy()
         self._auth_enabled = auth_enabled
+        self._admin_check = admin_check
         self._max_users = max_users
 
-    def _caller(self, context: Context) -> str | None:
-        # With authentication off the header is unverified, so it grants nothing.
-        return caller_username(context) if self._auth_enabled else None
+    def _caller(self) -> str | None:
+        # With authentication off nobody is proved, so no caller is trusted to skip a check.
+        identity = current_identity() if self._auth_enabled else None
+        return None if identity is None else identity.username
 
-    def _require_admin(self, caller: str | None, privilege: str, context: Context) -> None:
-        """Only root and super users manage other users when authentication is on."""
-        if not self._auth_enabled or caller == ROOT_USERNAME or caller in self._super_users:
+    def _require_admin(self, caller: str | None, privilege: str) -> None:
+        """With authorization off (`admin_check`), only root and super users manage other
+        users; with it on, the privilege check has already decided (super users included)."""
+        if not self._auth_enabled or not self._admin_check:
             return
-        database = _first(context, "dbname") or _DEFAULT_DATABASE
+        if caller == ROOT_USERNAME or caller in self._super_users:
+            return
+        identity = current_identity()
+        database = identity.database if identity is not None else "default"
         raise PrivilegeNotPermitted(
             f"{privilege}: permission deny to {caller or ''} in the `{database}` database"
         )
@@ -149,8 +139,8 @@ class CredentialService:
         self, request: milvus_pb2.CreateCredentialRequest, context: Context
     ) -> common_pb2.Status:
         """CreateCredential: a new user, refused if it exists or the limit is reached."""
-        caller = self._caller(context)
-        self._require_admin(caller, "PrivilegeCreateOwnership", context)
+        caller = self._caller()
+        self._require_admin(caller, "PrivilegeCreateOwnership")
         username = validate_username(request.username)
         password = decode_password(request.password, "password")
         self._policy.check(username, password)
@@ -168,10 +158,10 @@ class CredentialService:
         self, request: milvus_pb2.UpdateCredentialRequest, context: Context
     ) -> common_pb2.Status:
         """UpdateCredential: a new password; the old one must verify unless a super user asks."""
-        caller = self._caller(context)
+        caller = self._caller()
         username = validate_username(request.username)
         if caller != username:
-            self._require_admin(caller, "PrivilegeUpdateUser", context)
+            self._require_admin(caller, "PrivilegeUpdateUser")
         old_password = decode_password(request.oldPassword, "old password")
         new_password = decode_password(request.newPassword, "password")
         self._policy.check(username, new_password)
@@ -216,8 +206,8 @@ class CredentialService:
         self, request: milvus_pb2.DeleteCredentialRequest, context: Context
     ) -> common_pb2.Status:
         """DeleteCredential: remove the user and its role mappings; absent is not an error."""
-        caller = self._caller(context)
-        self._require_admin(caller, "PrivilegeDropOwnership", context)
+        caller = self._caller()
+        self._require_admin(caller, "PrivilegeDropOwnership")
         username = validate_username(request.username)
         ensure_deletable(username)
         await self._store.delete(username)
@@ -268,7 +258,8 @@ def _rpc(method: str, behaviour: Behaviour, failure_code: int) -> Behaviour:
         target: str | None = getattr(request, "username", None)
         target = None if target is None else target.strip()
         user = shown_username(target)
-        caller = shown_username(caller_username(context))
+        identity = current_identity()
+        caller = shown_username(None if identity is None else identity.username)
         try:
             response = await behaviour(request, context)
         except EtcdUnavailable as error:
@@ -299,10 +290,3 @@ def _rpc(method: str, behaviour: Behaviour, failure_code: int) -> Behaviour:
 
 def _serialize(message: Any) -> bytes:
     return bytes(message.SerializeToString())
-
-
-def _first(context: Context, key: str) -> str | None:
-    for name, value in context.invocation_metadata() or ():
-        if name == key and isinstance(value, str):
-            return value
-    return None
