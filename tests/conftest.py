@@ -11,6 +11,11 @@ import pytest
 from milvus_auth.core import KeyLayout
 from milvus_auth.store import CredentialStore, Endpoint, EtcdSettings
 from tests.harness.processes import EtcdServer
+from tests.harness.real_milvus import real_milvus
+
+# real_milvus is imported here, once, for every layer: a session fixture imported by two
+# modules would be two fixtures, the second waiting forever for the lock the first holds.
+__all__ = ["real_milvus"]
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import grpc
 import pytest
@@ -146,13 +147,32 @@ class RealMilvus(ServerProcess):
             raise RuntimeError(f"RefreshPolicyInfoCache failed: {status}")
 
 
+LOCK_WAIT = 900.0  # seconds another session's real Milvus may keep the machine's ports
+
+
+def _lock(lock: IO[str]) -> None:
+    """Take the machine-wide lock, or fail after LOCK_WAIT rather than hang the suite."""
+    deadline = time.monotonic() + LOCK_WAIT
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{LOCK_PATH} is still held after {LOCK_WAIT:.0f} s: another real Milvus "
+                    "runs on this machine (or the fixture is defined twice in this session)"
+                ) from None
+            time.sleep(1.0)
+
+
 @pytest.fixture(scope="session")
 def real_milvus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealMilvus]:
     """One real Milvus (and its etcd) for the session; fails, never skips, if it cannot start."""
     workdir = tmp_path_factory.mktemp("real-milvus")
     LOCK_PATH.touch(exist_ok=True)
     with LOCK_PATH.open("r") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        _lock(lock)
         (workdir / "etcd").mkdir()
         etcd = EtcdServer(workdir / "etcd")
         etcd.start()

@@ -7,11 +7,8 @@ import pytest
 from tests.harness.milvus import MilvusLite, milvus, milvus_server
 from tests.harness.processes import EtcdServer
 from tests.harness.proxy import ProxyFactory, ProxyProcess, proxy_factory
-from tests.harness.real_milvus import real_milvus
 
-# real_milvus is imported here, once: a session fixture imported by two test modules would be
-# two fixtures, and the second would wait forever for the machine-wide lock the first holds.
-__all__ = ["milvus", "milvus_server", "proxy_factory", "real_milvus"]
+__all__ = ["milvus", "milvus_server", "proxy_factory"]
 
 
 @pytest.fixture

@@ -24,11 +24,10 @@ from milvus_auth.core import KeyLayout
 from milvus_auth.core.grants import RbacLayout, grantee_id
 from milvus_auth.operator.config import OperatorConfig
 from milvus_auth.store import Endpoint, EtcdSettings, PolicyStore
-from tests.harness.real_milvus import ROOT_PASSWORD, RealMilvus, real_milvus
+from tests.harness.real_milvus import ROOT_PASSWORD, RealMilvus
 from tests.operator.cluster import Cluster, eventually
 from tests.operator.conftest import PROXY_SERVICE, StartOperator
 
-__all__ = ["real_milvus"]
 pytestmark = pytest.mark.real_milvus
 PASSWORD = "Opuser-password-1"
 
