@@ -3,9 +3,9 @@
 Start the stack with `make run` (etcd, milvus-lite and the proxy on 127.0.0.1:19530, root's
 dev password `Milvus`), then run `.venv/bin/python examples/quickstart.py`. It connects as root,
 creates a user and a collection, inserts and searches as root, shows that the new user, who
-holds no role yet, is refused the search (Milvus's PERMISSION_DENIED) and that a wrong password
-is refused, and cleans up after itself. Grant the user a role with `milvus-auth roles` (see the
-README's Authorization section) and its search passes.
+holds no role yet, is refused the search (Milvus's PERMISSION_DENIED), then gives it a role
+that may search that collection (pymilvus's own role calls) and searches as the user, shows
+that a wrong password is refused, and cleans up after itself.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ USER = "quickstart_user"
 USER_PASSWORD = "Quickstart-Pass-1"  # noqa: S105  (a demo password, created and dropped here)
 WRONG_PASSWORD = "not-the-password"  # noqa: S105
 COLLECTION = "quickstart_vectors"
+ROLE = "quickstart_reader"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -49,15 +50,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     user = MilvusClient(uri=args.uri, user=USER, password=USER_PASSWORD, timeout=10)
     try:
-        user.search(COLLECTION, data=query, limit=3)
-    except grpc.RpcError as denied:
-        print(f"{USER}, holding no role, is refused: {denied.details()}")
-    else:
-        print(f"ERROR: {USER} searched without a grant", file=sys.stderr)
-        return 1
+        try:
+            user.search(COLLECTION, data=query, limit=3)
+        except grpc.RpcError as denied:
+            print(f"{USER}, holding no role, is refused: {denied.details()}")
+        else:
+            print(f"ERROR: {USER} searched without a grant", file=sys.stderr)
+            return 1
+        granted = _grant_and_search(root, user, query)
+        print(f"root granted {ROLE} Search on {COLLECTION} to {USER}; its search: {granted}")
     finally:
         user.close()
         root.drop_collection(COLLECTION)
+        if ROLE in root.list_roles():
+            root.drop_role(ROLE, force_drop=True)
 
     try:
         MilvusClient(uri=args.uri, user=USER, password=WRONG_PASSWORD, timeout=10)
@@ -72,6 +78,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         root.drop_user(USER)
         root.close()
     return 0 if nearest and nearest[0] == 42 else 1
+
+
+def _grant_and_search(root: MilvusClient, user: MilvusClient, query: list[list[float]]) -> object:
+    """Root makes a role that may search the collection and gives it to the user, who then
+    searches; the proxy enforces the grant before answering root."""
+    if ROLE in root.list_roles():
+        root.drop_role(ROLE, force_drop=True)
+    root.create_role(ROLE)
+    root.grant_privilege(ROLE, "Collection", "Search", COLLECTION)
+    root.grant_role(USER, ROLE)
+    return [hit["id"] for hit in user.search(COLLECTION, data=query, limit=3)[0]]
 
 
 if __name__ == "__main__":

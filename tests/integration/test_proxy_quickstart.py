@@ -34,6 +34,10 @@ def test_quickstart_through_a_proxy(proxy: ProxyProcess) -> None:
         "quickstart_user, holding no role, is refused: "
         "PrivilegeSearch: permission deny to quickstart_user in the `default` database"
     ) in done.stdout
+    assert (
+        "root granted quickstart_reader Search on quickstart_vectors to quickstart_user; "
+        "its search: [42,"
+    ) in done.stdout
     assert "a wrong password is refused: auth check failure" in done.stdout
     assert "Quickstart-Pass-1" not in proxy.log()
 
