@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import aetcd
 
 from milvus_auth.core.apikeys import ApiKeyRecord
-from milvus_auth.store.client import EtcdConnection
+from milvus_auth.store.client import ConnectedStore, EtcdConnection
 from milvus_auth.store.errors import RevisionConflict
 from milvus_auth.store.settings import EtcdSettings
 
@@ -34,22 +34,12 @@ class StoredApiKey:
     mod_revision: int
 
 
-class ApiKeyStore:
+class ApiKeyStore(ConnectedStore):
     """create / get / list / touch / delete of API key records under one meta root."""
 
     def __init__(self, settings: EtcdSettings, meta_root: str) -> None:
         self.prefix = f"{meta_root.strip('/')}/{API_KEYS_PATH}"
         self.connection = EtcdConnection(settings)
-
-    async def __aenter__(self) -> ApiKeyStore:
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        """Release the etcd connection."""
-        await self.connection.close()
 
     def key_for(self, key_id: str) -> str:
         """The etcd key of a record."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Self, TypeVar
 
 import aetcd
 import grpc
@@ -136,3 +136,19 @@ async def _close_quietly(client: aetcd.Client) -> None:
         await asyncio.wait_for(client.close(), 2.0)
     except (TimeoutError, aetcd.ClientError, grpc.RpcError, OSError) as error:
         log.debug("closing an etcd client failed: %s", type(error).__name__)
+
+
+class ConnectedStore:
+    """A store owning one `EtcdConnection`: an async context manager that closes it."""
+
+    connection: EtcdConnection
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Release the etcd connection."""
+        await self.connection.close()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import aetcd
 
 from milvus_auth.core import CredentialRecord, KeyLayout, LayoutName, UserExists
-from milvus_auth.store.client import EtcdConnection
+from milvus_auth.store.client import ConnectedStore, EtcdConnection
 from milvus_auth.store.errors import RevisionConflict
 from milvus_auth.store.settings import EtcdSettings
 
@@ -29,22 +29,12 @@ class StoredCredential:
         return self.record.username
 
 
-class CredentialStore:
+class CredentialStore(ConnectedStore):
     """get / list / create / update / delete of credential records in one key layout."""
 
     def __init__(self, settings: EtcdSettings, layout: KeyLayout) -> None:
         self.layout = layout
         self.connection = EtcdConnection(settings)
-
-    async def __aenter__(self) -> CredentialStore:
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        """Release the etcd connection."""
-        await self.connection.close()
 
     async def get(self, username: str) -> StoredCredential | None:
         """The user's record and its mod revision, or None when there is none."""

@@ -25,7 +25,7 @@ from milvus_auth.core.errors import (
 from milvus_auth.core.grants import DEFAULT_DB, GrantTarget, RbacLayout
 from milvus_auth.core.groups import PrivilegeGroup
 from milvus_auth.core.snapshot import PolicySnapshot, parse_snapshot
-from milvus_auth.store.client import EtcdConnection
+from milvus_auth.store.client import ConnectedStore, EtcdConnection
 from milvus_auth.store.errors import RevisionConflict
 from milvus_auth.store.settings import EtcdSettings
 
@@ -47,22 +47,12 @@ def _range(prefix: str) -> tuple[bytes, bytes]:
     return key, aetcd.utils.prefix_range_end(key)
 
 
-class PolicyStore:
+class PolicyStore(ConnectedStore):
     """Reads and compare-and-swap writes of Milvus's RBAC keys under one meta root."""
 
     def __init__(self, settings: EtcdSettings, layout: RbacLayout) -> None:
         self.layout = layout
         self.connection = EtcdConnection(settings)
-
-    async def __aenter__(self) -> PolicyStore:
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        """Release the etcd connection."""
-        await self.connection.close()
 
     async def snapshot(self) -> PolicySnapshot:
         """Every role, binding, grant and custom group, read in one transaction."""
