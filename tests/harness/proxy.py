@@ -8,9 +8,10 @@ password file holding `Milvus`. Import the fixture where needed:
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import grpc
@@ -174,3 +175,18 @@ def proxy_factory(workdir: Path) -> Iterator[ProxyFactory]:
     yield factory
     for proxy in started:
         proxy.stop()
+
+
+def run_proxy_command(
+    *args: str, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`milvus-auth proxy ARGS` to its exit (for the start-up refusals), output captured;
+    `env` replaces the environment when given."""
+    return subprocess.run(
+        [sys.executable, "-m", "milvus_auth.cli", "proxy", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=None if env is None else dict(env),
+    )

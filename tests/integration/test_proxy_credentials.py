@@ -6,8 +6,6 @@ their failures reach the client as `MilvusException` with Milvus's code and mess
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,7 +15,7 @@ from pymilvus import MilvusClient, MilvusException
 
 from tests.harness.milvus import MilvusLite
 from tests.harness.processes import EtcdServer, free_port
-from tests.harness.proxy import ROOT_PASSWORD, ProxyFactory, ProxyProcess
+from tests.harness.proxy import ROOT_PASSWORD, ProxyFactory, ProxyProcess, run_proxy_command
 
 ALICE_PASSWORD = "AlicePass1"
 
@@ -206,22 +204,12 @@ def test_a_weak_root_bootstrap_password_refuses_to_start(
 ) -> None:
     root_file = tmp_path / "root"
     root_file.write_text("Milvus\n")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "milvus_auth.cli",
-            "proxy",
-            "--upstream",
-            "127.0.0.1:1",
-            "--root-password-file",
-            str(root_file),
-            *STRICT_POLICY,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    done = run_proxy_command(
+        "--upstream",
+        "127.0.0.1:1",
+        "--root-password-file",
+        str(root_file),
+        *STRICT_POLICY,
         env={
             "MILVUS_AUTH_ETCD_ENDPOINTS": etcd.endpoint,
             "MILVUS_AUTH_META_ROOT": f"{meta_root}-weak-root",

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +23,13 @@ from milvus_auth.protos import proxy_pb2, proxy_pb2_grpc
 from milvus_auth.store import CredentialStore
 from tests.harness.milvus import MilvusLite
 from tests.harness.processes import EtcdServer, free_port
-from tests.harness.proxy import ROOT_PASSWORD, ProxyFactory, ProxyProcess, milvus_auth_binary
+from tests.harness.proxy import (
+    ROOT_PASSWORD,
+    ProxyFactory,
+    ProxyProcess,
+    milvus_auth_binary,
+    run_proxy_command,
+)
 
 TOKEN = "internal-token-for-tests"
 AUTH = ((INTERNAL_TOKEN_METADATA, TOKEN),)
@@ -222,12 +226,9 @@ def test_the_internal_port_listens_on_loopback_only_by_default(
 def test_off_loopback_without_a_token_refuses_to_start(
     etcd: EtcdServer, meta_root: str, host: str
 ) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "milvus_auth.cli", "proxy", "--upstream", "127.0.0.1:1"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    done = run_proxy_command(
+        "--upstream",
+        "127.0.0.1:1",
         env={
             "MILVUS_AUTH_INTERNAL_HOST": host,
             "MILVUS_AUTH_ETCD_ENDPOINTS": etcd.endpoint,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from pymilvus import MilvusClient
 
 from tests.harness.milvus import MilvusLite
 from tests.harness.processes import EtcdServer, ServerProcess, free_port, port_open
-from tests.harness.proxy import ROOT_PASSWORD, ProxyFactory, ProxyProcess
+from tests.harness.proxy import ROOT_PASSWORD, ProxyFactory, ProxyProcess, run_proxy_command
 from tests.harness.tls import TlsFiles, make_tls_files
 
 GET_VERSION = "/milvus.proto.milvus.MilvusService/GetVersion"
@@ -109,16 +108,6 @@ def test_mutual_tls_needs_a_client_certificate(
     assert secure_call(proxy, with_certificate) == grpc.StatusCode.OK
 
 
-def start_proxy(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "milvus_auth.cli", "proxy", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -131,7 +120,7 @@ def start_proxy(*args: str) -> subprocess.CompletedProcess[str]:
     ],
 )
 def test_bad_flags_exit_1_with_a_clear_message(args: list[str], message: str) -> None:
-    done = start_proxy(*args)
+    done = run_proxy_command(*args)
     assert done.returncode == 1
     assert message in done.stderr
     assert "Traceback" not in done.stderr
@@ -140,7 +129,7 @@ def test_bad_flags_exit_1_with_a_clear_message(args: list[str], message: str) ->
 def test_auth_on_without_root_refuses_to_start(
     etcd: EtcdServer, meta_root: str, tmp_path: Path
 ) -> None:
-    done = start_proxy(
+    done = run_proxy_command(
         "--upstream",
         "127.0.0.1:1",
         "--etcd-endpoints",
@@ -157,7 +146,7 @@ def test_auth_on_without_root_refuses_to_start(
 
 
 def test_etcd_unreachable_at_start_exits_2() -> None:
-    done = start_proxy(
+    done = run_proxy_command(
         "--upstream",
         "127.0.0.1:1",
         "--etcd-endpoints",
@@ -216,13 +205,6 @@ def test_environment_variables_configure_the_proxy(
 
 
 def test_a_bad_environment_variable_is_named() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "milvus_auth.cli", "proxy"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, "MILVUS_AUTH_PORT": "not-a-port"},
-    )
+    done = run_proxy_command(env={**os.environ, "MILVUS_AUTH_PORT": "not-a-port"})
     assert done.returncode == 1
     assert "MILVUS_AUTH_PORT" in done.stderr
