@@ -157,6 +157,9 @@ def _secret(workdir: Path, name: str, value: str) -> Path:
 ProxyFactory = Callable[..., ProxyProcess]
 
 
+PORT_ATTEMPTS = 3
+
+
 @pytest.fixture
 def proxy_factory(workdir: Path) -> Iterator[ProxyFactory]:
     """Start proxies with `factory(etcd_endpoint=..., meta_root=..., upstream=..., ...)`.
@@ -167,6 +170,17 @@ def proxy_factory(workdir: Path) -> Iterator[ProxyFactory]:
 
     def factory(**kwargs: object) -> ProxyProcess:
         kwargs.setdefault("name", f"proxy{len(started)}")
+        for _ in range(PORT_ATTEMPTS - 1):
+            try:
+                return start(kwargs)
+            except RuntimeError as error:
+                # free_port() only says a port was free a moment ago: another process may
+                # bind it first. A new ProxyProcess picks new ports; anything else fails.
+                if "Address already in use" not in str(error):
+                    raise
+        return start(kwargs)
+
+    def start(kwargs: dict[str, object]) -> ProxyProcess:
         proxy = ProxyProcess(workdir, **kwargs)  # type: ignore[arg-type]
         started.append(proxy)
         proxy.start()
