@@ -32,8 +32,8 @@ async def run_all() -> None:
     await authz.run()
     print("\n== operator: initial reconcile, resume, rotation propagation")
     await operator_users.main(users=200, rotations=20, cost=10)
-    print("\n== operator: roles initial reconcile and resume")
-    await operator_roles.main(roles=100, grants=10, users=200)
+    print("\n== operator: roles initial reconcile, resume, spec change propagation")
+    await operator_roles.main(roles=100, grants=10, users=200, changes=20)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,20 @@
-"""MilvusRole benchmarks (issue 12): initial reconcile and an unchanged resume, on a real etcd.
+"""MilvusRole benchmarks (issue 12): initial reconcile, an unchanged resume, and propagation.
 
     .venv/bin/python -m bench.operator_roles [--roles 100] [--grants 10] [--users 200]
+        [--changes 20]
 
 1. Initial reconcile of R roles x G grants, then S users bound to them (two roles each): wall
    time and etcd writes (each write is counted, and compared with the etcd revision's growth).
 2. Resume of the same, unchanged, by fresh reconcilers (as after an operator restart): etcd
    writes and proxy refreshes (both must be 0) and whether the etcd revision moved.
 
-Both drive the role reconciler and the binding writer directly (no kopf, no proxies: the
-refresh fan-out is counted, not sent). The issue's "spec change -> every proxy enforces"
-latency needs proxies that enforce RBAC, which this branch's proxy does not yet (the authz
-work); it is not measured here.
+3. Spec change -> all 3 proxies enforce: a MilvusRole's grants alternately lose and regain
+   Search; the time from the spec patch until every proxy refuses (or allows) a Search by the
+   bound user, p50 and p95 over the changes (target p95 < 1 s).
+
+1 and 2 drive the role reconciler and the binding writer directly (no kopf, no proxies: the
+refresh fan-out is counted, not sent); 3 runs the whole operator against kmock, a real etcd,
+milvus-lite and 3 real proxy processes (`bench.operator_env`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import grpc
+from pymilvus.grpc_gen import milvus_pb2
+
+from bench.common import header
+from bench.operator_env import OperatorWorld, operator_world, p50_p95
 from milvus_auth.core import CredentialRecord, KeyLayout
 from milvus_auth.core.grants import RbacLayout
 from milvus_auth.operator.metrics import OperatorMetrics
@@ -29,11 +38,17 @@ from milvus_auth.operator.permissions import Permissions
 from milvus_auth.operator.roles.act import RoleReconciler
 from milvus_auth.operator.roles.bindings import BindingWriter
 from milvus_auth.operator.roles.spec import GrantSpec, RoleSpec
+from milvus_auth.operator.runtime import OperatorRuntime
 from milvus_auth.operator.status import Outcome, Reason
 from milvus_auth.store import ClaimStore, CredentialStore, Endpoint, EtcdSettings, PolicyStore
 from tests.harness.processes import EtcdServer
+from tests.harness.proxy import ProxyProcess
+from tests.operator.cluster import OperatorThread, eventually
 
 META_ROOT = "bench-roles/meta"
+SEARCH = "/milvus.proto.milvus.MilvusService/Search"
+READER_PASSWORD = "Reader-password-1"
+READER = header("reader", READER_PASSWORD)
 HASH = "$2a$04$" + "a" * 53  # bindings need a user record; its password is not the point
 
 
@@ -111,14 +126,68 @@ async def bench(etcd: EtcdSettings, roles: int, grants: int, users: int) -> None
         )
 
 
-async def main(roles: int, grants: int, users: int) -> None:
-    """Run both benchmarks on an etcd of their own."""
+async def _searches(proxies: list[ProxyProcess]) -> list[grpc.StatusCode]:
+    """One Search by the bound user on every proxy at once; the gRPC code of each."""
+    request = milvus_pb2.SearchRequest(collection_name="books").SerializeToString()
+
+    async def search(proxy: ProxyProcess) -> grpc.StatusCode:
+        async with grpc.aio.insecure_channel(proxy.address) as channel:
+            try:
+                await channel.unary_unary(SEARCH)(request, metadata=READER, timeout=10)
+            except grpc.aio.AioRpcError as error:
+                return error.code()
+        return grpc.StatusCode.OK  # allowed (milvus-lite answers whatever it answers)
+
+    return list(await asyncio.gather(*(search(proxy) for proxy in proxies)))
+
+
+async def _enforced(proxies: list[ProxyProcess], *, allowed: bool) -> None:
+    """Search on every proxy, as fast as the calls return, until all allow (or all refuse)."""
+    while True:
+        codes = await _searches(proxies)
+        if all((code != grpc.StatusCode.PERMISSION_DENIED) is allowed for code in codes):
+            return
+
+
+async def bench_propagation(world: OperatorWorld, changes: int) -> None:
+    """Spec change -> every proxy enforces it, over `changes` alternating revokes and grants."""
+    config = world.start_proxies(3)
+    cluster, proxies = world.cluster, world.proxies
+    operator = OperatorThread(OperatorRuntime(config))
+    await operator.start()
+    both = {"privileges": ["Search", "Query"], "collection": "books"}
+    query_only = {**both, "privileges": ["Query"]}
+    await cluster.create_role("reader", {"roleName": "bench_reader", "grants": [both]})
+    await cluster.put_secret("reader-pw", READER_PASSWORD)
+    user = {"username": "reader", "passwordSecretRef": {"name": "reader-pw"}}
+    await cluster.create_user("reader", {**user, "roles": ["bench_reader"]})
+    await eventually(lambda: cluster.reason("reader") == "Applied", within=60)
+    await _enforced(proxies, allowed=True)
+    latencies = []
+    for change in range(1, changes + 1):
+        allowed = change % 2 == 0  # odd changes revoke Search, even ones grant it again
+        spec = {"grants": [both if allowed else query_only]}
+        started = time.perf_counter()
+        await cluster.patch_role("reader", {"metadata": {"generation": change + 1}, "spec": spec})
+        await asyncio.wait_for(_enforced(proxies, allowed=allowed), timeout=30)
+        latencies.append(time.perf_counter() - started)
+    await operator.stop()
+    print(
+        f"spec change -> all {len(proxies)} proxies enforce, {changes} grant changes "
+        f"(revoke and grant alternately): {p50_p95(latencies)} (target p95 < 1000 ms)"
+    )
+
+
+async def main(roles: int, grants: int, users: int, changes: int = 20) -> None:
+    """Run the reconcile benchmarks on an etcd of their own, then the propagation one."""
     etcd = EtcdServer(Path(tempfile.mkdtemp(prefix="bench-roles-")))
     etcd.start()
     try:
         await bench(EtcdSettings(endpoints=(Endpoint.parse(etcd.endpoint),)), roles, grants, users)
     finally:
         etcd.stop()
+    async with operator_world(meta_root="bench-roles/propagation", cost=4) as world:
+        await bench_propagation(world, changes)
 
 
 if __name__ == "__main__":
@@ -126,5 +195,6 @@ if __name__ == "__main__":
     parser.add_argument("--roles", type=int, default=100)
     parser.add_argument("--grants", type=int, default=10)
     parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--changes", type=int, default=20)
     args = parser.parse_args()
-    asyncio.run(main(args.roles, args.grants, args.users))
+    asyncio.run(main(args.roles, args.grants, args.users, args.changes))

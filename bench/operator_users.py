@@ -16,43 +16,30 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import logging
 import os
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
-import kmock
-
-from milvus_auth.config import CommonSettings
+from bench.operator_env import operator_world, p50_p95
 from milvus_auth.core import KeyLayout, hash_password
 from milvus_auth.core.grants import RbacLayout
 from milvus_auth.operator.apply import Reconciler
-from milvus_auth.operator.config import OperatorConfig, ServiceRef
+from milvus_auth.operator.config import OperatorConfig
 from milvus_auth.operator.metrics import OperatorMetrics
 from milvus_auth.operator.notify import FanOut
 from milvus_auth.operator.permissions import Permissions
 from milvus_auth.operator.reconcile import Applied, UserSpec
 from milvus_auth.operator.runtime import OperatorRuntime
-from milvus_auth.store import ClaimStore, CredentialStore, Endpoint, EtcdSettings, PolicyStore
-from tests.harness.milvus import MilvusLite
-from tests.harness.processes import EtcdServer
+from milvus_auth.store import ClaimStore, CredentialStore, EtcdSettings, PolicyStore
 from tests.harness.proxy import ProxyProcess
 from tests.operator.cluster import (
     NAMESPACE,
     Cluster,
-    Emulator,
     OperatorThread,
-    declare_resources,
     eventually,
-    write_kubeconfig,
 )
-
-SERVICE = "milvus-proxy-internal"
 
 
 def _hash_time(cost: int, samples: int = 5) -> float:
@@ -185,56 +172,18 @@ async def bench_rotation(
         await eventually(_refused_everywhere(proxies, old), within=30)  # type: ignore[arg-type]
         latencies.append(time.perf_counter() - started)
     await operator.stop()
-    p50 = statistics.median(latencies)
-    p95 = statistics.quantiles(latencies, n=20)[-1] if len(latencies) > 1 else latencies[0]
     print(
         f"rotation propagation over {len(proxies)} proxies, {rotations} rotations: "
-        f"p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms (target p95 < 1000 ms)"
+        f"{p50_p95(latencies)} (target p95 < 1000 ms)"
     )
 
 
 async def main(users: int, rotations: int, cost: int) -> None:
     """Run the three benchmarks with one etcd, one kmock, one milvus-lite and 3 proxies."""
-    # pymilvus logs every refused login (the point of the rotation benchmark) at ERROR.
-    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
-    workdir = Path(tempfile.mkdtemp(prefix="bench-operator-"))
-    etcd = EtcdServer(workdir)
-    etcd.start()
-    milvus = MilvusLite(workdir / "milvus")
-    proxies: list[ProxyProcess] = []
-    try:
-        milvus.start()
-        async with Emulator() as api, kmock.Server(api):
-            declare_resources(api)
-            cluster = Cluster(api)
-            config = OperatorConfig(
-                common=CommonSettings(
-                    etcd=EtcdSettings(endpoints=(Endpoint.parse(etcd.endpoint),)),
-                    layout=KeyLayout(meta_root="bench/meta"),
-                    bcrypt_cost=cost,
-                ),
-                namespaces=(NAMESPACE,),
-                kubeconfig=str(write_kubeconfig(workdir / "kubeconfig", str(api.url))),
-            )
-            await bench_reconcile(config.common.etcd, users, cost)
-            for index in range(3):
-                proxy = ProxyProcess(
-                    workdir,
-                    etcd_endpoint=etcd.endpoint,
-                    meta_root="bench/meta",
-                    upstream=milvus.endpoint,
-                    name=f"proxy{index}",
-                )
-                proxy.start()
-                proxies.append(proxy)
-            cluster.set_proxies(SERVICE, [("127.0.0.1", p.internal_port) for p in proxies])
-            with_proxies = replace(config, proxy_service=ServiceRef(NAMESPACE, SERVICE))
-            await bench_rotation(cluster, with_proxies, proxies, rotations)
-    finally:
-        for proxy in proxies:
-            proxy.stop()
-        milvus.stop()
-        etcd.stop()
+    async with operator_world(meta_root="bench/meta", cost=cost) as world:
+        await bench_reconcile(world.config.common.etcd, users, cost)
+        with_proxies = world.start_proxies(3)
+        await bench_rotation(world.cluster, with_proxies, world.proxies, rotations)
 
 
 if __name__ == "__main__":

@@ -21,8 +21,9 @@ from milvus_auth.operator.config import OperatorConfig, ServiceRef
 from milvus_auth.operator.notify import FanOut, Notifier
 from milvus_auth.operator.runtime import OperatorRuntime
 from milvus_auth.store import CredentialStore, EtcdSettings, EtcdUnavailable
-from tests.harness.milvus import milvus, milvus_server
-from tests.harness.proxy import proxy_factory
+from tests.harness.milvus import MilvusLite, milvus, milvus_server
+from tests.harness.processes import EtcdServer
+from tests.harness.proxy import ProxyFactory, ProxyProcess, proxy_factory
 from tests.operator.cluster import (
     NAMESPACE,
     SECRETS,
@@ -36,6 +37,7 @@ from tests.operator.cluster import (
 
 __all__ = ["milvus", "milvus_server", "proxy_factory"]
 PROXY_SERVICE = "milvus-proxy-internal"
+TOKEN = "operator-internal-token"
 
 StartOperator = Callable[..., Awaitable[OperatorThread]]
 
@@ -110,6 +112,28 @@ async def start_operator(operator_config: OperatorConfig) -> AsyncIterator[Start
     for thread in running:
         if not thread.stopped:
             await thread.stop()
+
+
+@pytest.fixture
+def proxies(
+    proxy_factory: ProxyFactory,
+    etcd: EtcdServer,
+    meta_root: str,
+    milvus: MilvusLite,
+    cluster: Cluster,
+) -> list[ProxyProcess]:
+    """Two proxies requiring the internal token, published as the proxy Service's endpoints."""
+    started = [
+        proxy_factory(
+            etcd_endpoint=etcd.endpoint,
+            meta_root=meta_root,
+            upstream=milvus.endpoint,
+            internal_token=TOKEN,
+        )
+        for _ in range(2)
+    ]
+    cluster.set_proxies(PROXY_SERVICE, [("127.0.0.1", p.internal_port) for p in started])
+    return started
 
 
 @pytest.fixture(autouse=True)

@@ -19,9 +19,10 @@ async def test_benchmarks_run_with_tiny_sizes(capsys: pytest.CaptureFixture[str]
 
 @pytest.mark.slow
 async def test_role_benchmarks_run_with_tiny_sizes(capsys: pytest.CaptureFixture[str]) -> None:
-    await operator_roles.main(roles=3, grants=2, users=4)
+    await operator_roles.main(roles=3, grants=2, users=4, changes=2)
     printed = capsys.readouterr().out
     assert "initial: 3 roles x 2 grants, 4 users bound" in printed
     assert "etcd writes 17 (revision +20, claims included)" in printed  # 3 + 6 grants + 8 binds
     assert "etcd writes 0 (must be 0), refreshes 0 (must be 0)" in printed
     assert "etcd revision unchanged: True" in printed
+    assert "spec change -> all 3 proxies enforce, 2 grant changes" in printed

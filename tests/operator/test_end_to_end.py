@@ -10,37 +10,12 @@ from pymilvus import MilvusClient, MilvusException
 
 from milvus_auth.core import verify_password
 from milvus_auth.store import CredentialStore
-from tests.harness.milvus import MilvusLite
-from tests.harness.processes import EtcdServer
-from tests.harness.proxy import ProxyFactory, ProxyProcess
+from tests.harness.proxy import ProxyProcess
 from tests.operator.cluster import Cluster, eventually
-from tests.operator.conftest import PROXY_SERVICE, StartOperator
+from tests.operator.conftest import TOKEN, StartOperator
 
-TOKEN = "operator-internal-token"
 OLD = "old-password-1"
 NEW = "new-password-2"
-
-
-@pytest.fixture
-def proxies(
-    proxy_factory: ProxyFactory,
-    etcd: EtcdServer,
-    meta_root: str,
-    milvus: MilvusLite,
-    cluster: Cluster,
-) -> list[ProxyProcess]:
-    """Two proxies requiring the internal token, published as the proxy Service's endpoints."""
-    started = [
-        proxy_factory(
-            etcd_endpoint=etcd.endpoint,
-            meta_root=meta_root,
-            upstream=milvus.endpoint,
-            internal_token=TOKEN,
-        )
-        for _ in range(2)
-    ]
-    cluster.set_proxies(PROXY_SERVICE, [("127.0.0.1", p.internal_port) for p in started])
-    return started
 
 
 def _login(proxy: ProxyProcess, user: str, password: str) -> bool:
