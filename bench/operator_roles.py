@@ -12,7 +12,7 @@
    Search; the time from the spec patch until every proxy refuses (or allows) a Search by the
    bound user, p50 and p95 over the changes (target p95 < 1 s).
 
-1 and 2 drive the role reconciler and the binding writer directly (no kopf, no proxies: the
+1 and 2 drive the role reconciler and the mapping writer directly (no kopf, no proxies: the
 refresh fan-out is counted, not sent); 3 runs the whole operator against kmock, a real etcd,
 milvus-lite and 3 real proxy processes (`bench.operator_env`).
 """
@@ -37,9 +37,9 @@ from milvus_auth.operator.notify import FanOut
 from milvus_auth.operator.permissions import Permissions
 from milvus_auth.operator.roles.act import RoleReconciler
 from milvus_auth.operator.roles.bindings import BindingWriter
+from milvus_auth.operator.roles.decide import plan_bindings
 from milvus_auth.operator.roles.spec import GrantSpec, RoleSpec
 from milvus_auth.operator.runtime import OperatorRuntime
-from milvus_auth.operator.status import Outcome, Reason
 from milvus_auth.store import ClaimStore, CredentialStore, Endpoint, EtcdSettings, PolicyStore
 from tests.harness.processes import EtcdServer
 from tests.harness.proxy import ProxyProcess
@@ -85,17 +85,24 @@ async def _pass(
         metrics=metrics,
         permissions=Permissions(),
     )
-    writer = BindingWriter(policy=policy, notifier=proxies, metrics=metrics)
+    writer = BindingWriter(policy=policy, metrics=metrics)
     started = time.perf_counter()
     results = await asyncio.gather(
         *(reconciler.reconcile(spec, ready=ready, observed=1) for spec in roles)
     )
     assert all(result.outcome.ready for result in results), "a role did not apply"
-    applied = Outcome(Reason.APPLIED, "password applied")
     for index in range(users):
-        pair = (f"role_{index % len(roles)}", f"role_{(index + 1) % len(roles)}")
-        outcome = await writer.apply(f"user_{index}", pair, password=applied, ready=ready)
-        assert outcome.ready, outcome.message
+        # What the MilvusUser reconciler does for spec.roles: one snapshot, plan, write, and a
+        # refresh after a write or until the proxies confirmed (`ready`).
+        user, pair = (
+            f"user_{index}",
+            (f"role_{index % len(roles)}", f"role_{(index + 1) % len(roles)}"),
+        )
+        plan = plan_bindings(user, pair, await policy.snapshot())
+        missing, wrote = await writer.write(user, plan)
+        assert not missing, missing
+        if wrote or not ready:
+            await proxies.refresh_policy()
     return time.perf_counter() - started, metrics, proxies
 
 

@@ -25,13 +25,14 @@ from typing import Any
 from bench.operator_env import operator_world, p50_p95
 from milvus_auth.core import KeyLayout, hash_password
 from milvus_auth.core.grants import RbacLayout
-from milvus_auth.operator.apply import Reconciler
 from milvus_auth.operator.config import OperatorConfig
 from milvus_auth.operator.metrics import OperatorMetrics
 from milvus_auth.operator.notify import FanOut
 from milvus_auth.operator.permissions import Permissions
-from milvus_auth.operator.reconcile import Applied, UserSpec
 from milvus_auth.operator.runtime import OperatorRuntime
+from milvus_auth.operator.status import Applied
+from milvus_auth.operator.users.act import UserReconciler
+from milvus_auth.operator.users.spec import UserSpec
 from milvus_auth.store import ClaimStore, CredentialStore, EtcdSettings, PolicyStore
 from tests.harness.proxy import ProxyProcess
 from tests.operator.cluster import (
@@ -83,8 +84,8 @@ class _NoProxies:
         return FanOut(0, 0)
 
 
-def _reconciler(store: CredentialStore, kube: _Secrets, cost: int) -> Reconciler:
-    return Reconciler(
+def _reconciler(store: CredentialStore, kube: _Secrets, cost: int) -> UserReconciler:
+    return UserReconciler(
         store=store,
         claims=ClaimStore(store.connection, store.layout.meta_root),
         kube=kube,  # type: ignore[arg-type]

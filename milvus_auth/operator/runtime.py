@@ -7,13 +7,13 @@ metrics of the very operator they run.
 from __future__ import annotations
 
 from milvus_auth.core.grants import RbacLayout
-from milvus_auth.operator.apply import Reconciler
 from milvus_auth.operator.config import OperatorConfig
 from milvus_auth.operator.kube import KubeClient
 from milvus_auth.operator.metrics import OperatorMetrics
 from milvus_auth.operator.notify import Notifier, ProxyNotifier
 from milvus_auth.operator.permissions import Permissions
 from milvus_auth.operator.roles.act import RoleReconciler
+from milvus_auth.operator.users.act import UserReconciler
 from milvus_auth.store import ClaimStore, CredentialStore, PolicyStore
 
 ROLE_CLAIMS = "role-claims"
@@ -30,16 +30,16 @@ class OperatorRuntime:
         self._proxy_notifier: ProxyNotifier | None = None
         self._store: CredentialStore | None = None
         self._policy: PolicyStore | None = None
-        self._reconciler: Reconciler | None = None
+        self._users: UserReconciler | None = None
         self._roles: RoleReconciler | None = None
         self.permissions = Permissions(config.privileged_namespaces, config.namespace_databases)
 
     @property
-    def reconciler(self) -> Reconciler:
-        """The reconciler; only between `open` and `close`."""
-        if self._reconciler is None:
+    def users(self) -> UserReconciler:
+        """The MilvusUser reconciler; only between `open` and `close`."""
+        if self._users is None:
             raise RuntimeError("the operator runtime is not open")
-        return self._reconciler
+        return self._users
 
     @property
     def roles(self) -> RoleReconciler:
@@ -63,7 +63,7 @@ class OperatorRuntime:
                 timeout=self.config.proxy_timeout,
                 metrics=self.metrics,
             )
-        self._reconciler = Reconciler(
+        self._users = UserReconciler(
             store=self._store,
             claims=claims,
             kube=self.kube,
@@ -86,7 +86,7 @@ class OperatorRuntime:
 
     async def close(self) -> None:
         """Close every client; safe to call twice."""
-        self._reconciler = None
+        self._users = None
         self._roles = None
         if self._proxy_notifier is not None:
             await self._proxy_notifier.close()

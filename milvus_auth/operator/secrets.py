@@ -16,7 +16,8 @@ from typing import Any
 from milvus_auth.core import CredentialError, validate_password
 from milvus_auth.core.passwords import PasswordPolicy, WeakPassword, generate_password
 from milvus_auth.operator.kube import JsonObject, KubeClient, namespaced_path
-from milvus_auth.operator.reconcile import GROUP, KIND, VERSION, UserSpec
+from milvus_auth.operator.resources import API_VERSION, GROUP, USER_KIND
+from milvus_auth.operator.users.spec import UserSpec
 
 WATCH_LABEL = f"{GROUP}/watch"
 ROTATION_ANNOTATION = f"{GROUP}/rotation"
@@ -146,7 +147,7 @@ def _from_generated(secret: JsonObject, spec: UserSpec, *, regenerated: bool) ->
 
 def _owned_by(secret: JsonObject, spec: UserSpec) -> bool:
     owners = (secret.get("metadata") or {}).get("ownerReferences") or []
-    return any(owner.get("uid") == spec.uid and owner.get("kind") == KIND for owner in owners)
+    return any(owner.get("uid") == spec.uid and owner.get("kind") == USER_KIND for owner in owners)
 
 
 def _generated_secret(spec: UserSpec) -> JsonObject:
@@ -166,8 +167,8 @@ def _generated_secret(spec: UserSpec) -> JsonObject:
             "annotations": {**spec.secret_annotations, ROTATION_ANNOTATION: spec.rotation},
             "ownerReferences": [
                 {
-                    "apiVersion": f"{GROUP}/{VERSION}",
-                    "kind": KIND,
+                    "apiVersion": API_VERSION,
+                    "kind": USER_KIND,
                     "name": spec.name,
                     "uid": spec.uid,
                     "controller": True,

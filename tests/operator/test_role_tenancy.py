@@ -132,3 +132,39 @@ async def test_privileged_namespaces_may_do_all_of_it(
     ]
     snapshot = await policy.snapshot()
     assert {g.target.database for g in snapshot.grants_of("legacy")} == {"ml"}
+
+
+async def test_a_tenant_user_loses_its_mapping_when_its_role_becomes_elevated(
+    cluster: Cluster, start_operator: StartOperator, policy: PolicyStore, store: CredentialStore
+) -> None:
+    notifier = FakeNotifier()
+    await start_operator(notifier=notifier, **TENANCY)
+    harmless = {"roleName": "shared", "grants": [_grant(["Search"])]}
+    await cluster.create_role("shared", harmless, namespace=PRIVILEGED)
+    await cluster.put_secret("eve-password", "Eve-password-123")
+    user = {"username": "eve", "passwordSecretRef": {"name": "eve-password"}, "roles": ["shared"]}
+    await cluster.create_user("eve", user)
+    await eventually(lambda: cluster.reason("eve") == "Applied", what="eve bound")
+    assert (await policy.snapshot()).roles_of("eve") == {"shared"}
+    stored = await store.get("eve")
+
+    # The privileged namespace widens its role: the tenant's binding would now hand out a
+    # cluster-level power. The role's change marks eve, whose mapping goes at once.
+    wide = [_grant(["Search"]), _grant(["ClusterReadOnly"], "*", "*")]
+    refreshes = notifier.refreshes
+    change = {"metadata": {"generation": 2}, "spec": {"grants": wide}}
+    await cluster.patch_role("shared", change, namespace=PRIVILEGED)
+    await eventually(lambda: cluster.reason("eve") == "NotPermitted", within=10)
+    message = cluster.condition("eve")["message"]
+    assert f"{ELEVATED} may bind a role holding cluster-level or ownership" in message
+    assert message.endswith("; removed the user's mapping to shared")
+    assert cluster.condition("eve", "Stalled")["status"] == "True"
+    assert (await policy.snapshot()).roles_of("eve") == frozenset()
+    assert notifier.refreshes > refreshes  # the proxies dropped the mapping too
+    assert await store.get("eve") == stored  # the password is left as it was
+
+    # Narrowed again: the role's change marks eve, who is bound and Ready again.
+    narrow = {"metadata": {"generation": 3}, "spec": {"grants": [_grant(["Search"])]}}
+    await cluster.patch_role("shared", narrow, namespace=PRIVILEGED)
+    await eventually(lambda: cluster.reason("eve") == "Applied", within=10)
+    assert (await policy.snapshot()).roles_of("eve") == {"shared"}

@@ -7,11 +7,10 @@ from typing import Any
 import pytest
 
 from milvus_auth.operator.permissions import Permissions, Privilege
-from milvus_auth.operator.reconcile import (
-    Applied,
-    DeletionPolicy,
+from milvus_auth.operator.resources import DeletionPolicy
+from milvus_auth.operator.status import Applied
+from milvus_auth.operator.users.decide import (
     Removal,
-    UserSpec,
     Write,
     check_spec,
     decide_notify,
@@ -20,6 +19,7 @@ from milvus_auth.operator.reconcile import (
     needed_privileges,
     new_claim,
 )
+from milvus_auth.operator.users.spec import UserSpec
 from milvus_auth.store.claims import Claim, Origin
 
 V1, V2 = "uid-1/10", "uid-1/11"

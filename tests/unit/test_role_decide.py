@@ -14,6 +14,7 @@ from milvus_auth.operator.permissions import (
     elevated,
     parse_namespace_databases,
 )
+from milvus_auth.operator.resources import DeletionPolicy
 from milvus_auth.operator.roles.decide import (
     BindingPlan,
     InvalidRole,
@@ -24,7 +25,7 @@ from milvus_auth.operator.roles.decide import (
     plan_role,
     role_privileges,
 )
-from milvus_auth.operator.roles.spec import GrantSpec, RoleDeletion, RoleSpec
+from milvus_auth.operator.roles.spec import GrantSpec, RoleSpec
 from milvus_auth.store.claims import Claim, Origin
 
 C, G = ObjectType.COLLECTION, ObjectType.GLOBAL
@@ -59,7 +60,7 @@ def test_body_parsing_applies_the_crd_defaults_and_tolerates_wrong_types() -> No
     }
     parsed = RoleSpec.from_body(body)
     assert parsed.grants == (GrantSpec(("Search",), "default", "*"),)
-    assert parsed.deletion_policy is RoleDeletion.DELETE
+    assert parsed.deletion_policy is DeletionPolicy.DELETE
     assert parsed.owner == "team/r"
 
 

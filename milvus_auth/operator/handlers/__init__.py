@@ -23,14 +23,16 @@ from milvus_auth.config import ConfigError
 from milvus_auth.operator.handlers.common import REMOVAL_RETRIES, backoff, record
 from milvus_auth.operator.handlers.roles import register_roles
 from milvus_auth.operator.kube import KubeAccess, KubeError, namespaced_path
-from milvus_auth.operator.reconcile import GROUP, PLURAL, VERSION, Applied, Removal, UserSpec
+from milvus_auth.operator.resources import API_VERSION, GROUP, USER_PLURAL, VERSION
 from milvus_auth.operator.runtime import OperatorRuntime
 from milvus_auth.operator.secrets import WATCH_LABEL, secret_version
-from milvus_auth.operator.status import Outcome, Reason
+from milvus_auth.operator.status import Applied, Outcome, Reason
+from milvus_auth.operator.users.decide import Removal
+from milvus_auth.operator.users.spec import UserSpec
 from milvus_auth.store import EtcdUnavailable
 
 log = logging.getLogger(__name__)
-USERS = (GROUP, VERSION, PLURAL)
+USERS = (GROUP, VERSION, USER_PLURAL)
 # Not under `auth.milvus.io/`: kopf leaves its own storage prefix out of the diff it reacts to.
 TRIGGER_ANNOTATION = f"trigger.{GROUP}/secret-version"
 SECRET_SELECTOR = f"{WATCH_LABEL}=true"
@@ -121,8 +123,8 @@ def _register_users(registry: kopf.OperatorRegistry, runtime: OperatorRuntime) -
     @kopf.on.resume(*USERS, id="reconcile", registry=registry)
     @kopf.on.create(*USERS, id="reconcile", registry=registry)
     @kopf.on.update(*USERS, id="reconcile", registry=registry)
-    async def reconcile(body: kopf.Body, patch: kopf.Patch, retry: int, **_: Any) -> None:
-        await _reconcile(runtime, body, patch, retry)
+    async def reconcile_user(body: kopf.Body, patch: kopf.Patch, retry: int, **_: Any) -> None:
+        await _reconcile_user(runtime, body, patch, retry)
 
     @kopf.timer(
         *USERS,
@@ -131,16 +133,16 @@ def _register_users(registry: kopf.OperatorRegistry, runtime: OperatorRuntime) -
         initial_delay=runtime.config.resync_period,
         registry=registry,
     )
-    async def resync(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
-        await _reconcile(runtime, body, patch, int(kwargs.get("retry") or 0))
+    async def resync_user(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
+        await _reconcile_user(runtime, body, patch, int(kwargs.get("retry") or 0))
 
     @kopf.on.delete(*USERS, id="remove", registry=registry)
-    async def remove(body: kopf.Body, patch: kopf.Patch, retry: int, **_: Any) -> None:
+    async def remove_user(body: kopf.Body, patch: kopf.Patch, retry: int, **_: Any) -> None:
         spec = UserSpec.from_body(body)
         applied = Applied.from_status(body.get("status"))
         give_up = retry >= REMOVAL_RETRIES
         try:
-            result = await runtime.reconciler.remove(spec, applied, give_up=give_up)
+            result = await runtime.users.remove(spec, applied, give_up=give_up)
         except EtcdUnavailable as error:
             message = f"deletion waits for etcd: {error}"
             record(body, patch, Outcome(Reason.ETCD_UNAVAILABLE, message))
@@ -175,7 +177,7 @@ def _register_secrets(registry: kopf.OperatorRegistry, runtime: OperatorRuntime)
     @kopf.index(*USERS, id="users_by_secret", registry=registry)
     async def users_by_secret(body: kopf.Body, **_: Any) -> dict[tuple[str, str], tuple[str, ...]]:
         spec = UserSpec.from_body(body)
-        applied = (body.get("status") or {}).get("passwordVersion") or ""
+        applied = Applied.from_status(body.get("status")).password_version or ""
         marked = body.metadata.annotations.get(TRIGGER_ANNOTATION, "")
         return {(spec.namespace, spec.effective_secret_name): (spec.name, applied, marked)}
 
@@ -187,7 +189,7 @@ def _register_secrets(registry: kopf.OperatorRegistry, runtime: OperatorRuntime)
         for user, applied, marked in users_by_secret.get((namespace, name), []):
             if version in {applied, marked}:
                 continue
-            path = namespaced_path(f"{GROUP}/{VERSION}", namespace, PLURAL, user)
+            path = namespaced_path(API_VERSION, namespace, USER_PLURAL, user)
             change = {"metadata": {"annotations": {TRIGGER_ANNOTATION: version}}}
             try:
                 await runtime.kube.patch(path, change)
@@ -196,14 +198,14 @@ def _register_secrets(registry: kopf.OperatorRegistry, runtime: OperatorRuntime)
                 log.warning("cannot mark %s/%s for Secret %s: %s", namespace, user, name, error)
 
 
-async def _reconcile(
+async def _reconcile_user(
     runtime: OperatorRuntime, body: kopf.Body, patch: kopf.Patch, retry: int
 ) -> None:
     if body.metadata.deletion_timestamp:
         return  # the resync timer may still tick while `remove` runs: never re-create the user
     spec = UserSpec.from_body(body)
     applied = Applied.from_status(body.get("status"))
-    outcome = await runtime.reconciler.reconcile(spec, applied)
+    outcome = await runtime.users.reconcile(spec, applied)
     record(body, patch, outcome)
     if not outcome.ready and not outcome.stalled:
         raise kopf.TemporaryError(outcome.message, delay=backoff(outcome.reason, retry))

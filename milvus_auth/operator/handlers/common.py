@@ -10,7 +10,7 @@ from typing import Any
 
 import kopf
 
-from milvus_auth.operator.status import Outcome, Reason, build_status, status_patch
+from milvus_auth.operator.status import Applied, Outcome, Reason, build_status, status_patch
 
 MAX_DELAY = 30.0
 # First retry delay per reason; it doubles on each retry up to MAX_DELAY.
@@ -47,7 +47,5 @@ def _post_event(body: kopf.Body, outcome: Outcome, previous: dict[str, Any]) -> 
         kopf.event(body, type="Normal", reason="Created", message=outcome.message)
     elif outcome.written == "update":
         kopf.event(body, type="Normal", reason="Updated", message=outcome.message)
-    ready = [c for c in previous.get("conditions") or [] if c.get("type") == "Ready"]
-    before = ready[0].get("reason") if ready else None
-    if not outcome.ready and before != outcome.reason.value:
+    if not outcome.ready and Applied.from_status(previous).reason != outcome.reason.value:
         kopf.event(body, type="Warning", reason=outcome.reason.value, message=outcome.message)

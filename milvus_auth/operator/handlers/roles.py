@@ -1,8 +1,9 @@
 """The kopf handlers of MilvusRoles: reconcile, resync, removal, and marking the users.
 
-When a MilvusRole creates, takes over or drops its role, the MilvusUsers naming it in
-`spec.roles` are marked (annotation `trigger.auth.milvus.io/role`), so a user waiting with
-`RoleNotFound` becomes Ready at once, and one whose role went says so.
+When a MilvusRole creates, takes over or drops its role, or changes its grants, the
+MilvusUsers naming it in `spec.roles` are marked (annotation `trigger.auth.milvus.io/role`),
+so a user waiting with `RoleNotFound` becomes Ready at once, one whose role went says so, and a
+tenant's user whose role became elevated loses the mapping at once (`NotPermitted`).
 """
 
 from __future__ import annotations
@@ -15,16 +16,16 @@ import kopf
 
 from milvus_auth.operator.handlers.common import REMOVAL_RETRIES, backoff, record
 from milvus_auth.operator.kube import KubeError, namespaced_path
-from milvus_auth.operator.reconcile import GROUP, PLURAL, VERSION, Applied, UserSpec
+from milvus_auth.operator.resources import API_VERSION, GROUP, ROLE_PLURAL, USER_PLURAL, VERSION
 from milvus_auth.operator.roles.act import RoleResult
-from milvus_auth.operator.roles.spec import PLURAL as ROLE_PLURAL
 from milvus_auth.operator.roles.spec import RoleSpec
 from milvus_auth.operator.runtime import OperatorRuntime
-from milvus_auth.operator.status import Outcome, Reason
+from milvus_auth.operator.status import Applied, Outcome, Reason
+from milvus_auth.operator.users.spec import UserSpec
 from milvus_auth.store import EtcdUnavailable
 
 log = logging.getLogger(__name__)
-USERS = (GROUP, VERSION, PLURAL)
+USERS = (GROUP, VERSION, USER_PLURAL)
 ROLES = (GROUP, VERSION, ROLE_PLURAL)
 ROLE_TRIGGER_ANNOTATION = f"trigger.{GROUP}/role"
 
@@ -55,7 +56,7 @@ def register_roles(registry: kopf.OperatorRegistry, runtime: OperatorRuntime) ->
     @kopf.on.delete(*ROLES, id="remove", registry=registry)
     async def remove_role(body: kopf.Body, patch: kopf.Patch, retry: int, **kw: Any) -> None:
         spec = RoleSpec.from_body(body)
-        applied_role = str((body.get("status") or {}).get("roleName") or "")
+        applied_role = Applied.from_status(body.get("status")).role_name
         if applied_role:
             spec = replace(spec, role=applied_role)  # the managed role, even after a rename
         try:
@@ -71,8 +72,8 @@ def register_roles(registry: kopf.OperatorRegistry, runtime: OperatorRuntime) ->
                 result.outcome.message, delay=backoff(Reason.PROXIES_PENDING, retry)
             )
         _post_notes(body, result)
-        if any(note.reason == "Deleted" for note in result.notes):
-            await _mark_users(runtime, kw["users_by_role"], spec.role, f"dropped:{spec.uid}")
+        if result.mark:
+            await _mark_users(runtime, kw["users_by_role"], spec.role, result.mark)
 
 
 async def _reconcile_role(
@@ -85,22 +86,20 @@ async def _reconcile_role(
     if body.metadata.deletion_timestamp:
         return  # the resync timer may still tick while `remove_role` runs
     spec = RoleSpec.from_body(body)
-    status = body.get("status") or {}
-    ready = Applied.from_status(status).ready
-    observed = int(status.get("observedGeneration") or 0)
-    applied_role = str(status.get("roleName") or "")
+    applied = Applied.from_status(body.get("status"))
+    applied_role = applied.role_name
     if applied_role and applied_role != spec.role:
         # The CRD's CEL rule refuses a rename; this guards servers without it.
         message = f"spec.roleName is immutable: this resource manages role {applied_role}"
         result = RoleResult(Outcome(Reason.INVALID_SPEC, message))
     else:
-        result = await runtime.roles.reconcile(spec, ready=ready, observed=observed)
+        result = await runtime.roles.reconcile(
+            spec, ready=applied.ready, observed=applied.observed_generation
+        )
     record(body, patch, result.outcome)
-    if result.outcome.ready and not applied_role:
-        patch.status["roleName"] = spec.role
     _post_notes(body, result)
-    if any(note.reason in {"Created", "TakenOver"} for note in result.notes):
-        await _mark_users(runtime, users_by_role, spec.role, f"present:{spec.uid}")
+    if result.mark:
+        await _mark_users(runtime, users_by_role, spec.role, result.mark)
     outcome = result.outcome
     if not outcome.ready and not outcome.stalled:
         raise kopf.TemporaryError(outcome.message, delay=backoff(outcome.reason, retry))
@@ -117,7 +116,7 @@ async def _mark_users(
     """Annotate the MilvusUsers naming `role`, so kopf reconciles them now."""
     change = {"metadata": {"annotations": {ROLE_TRIGGER_ANNOTATION: f"{role}:{mark}"}}}
     for namespace, name in users_by_role.get(role, []):
-        path = namespaced_path(f"{GROUP}/{VERSION}", namespace, PLURAL, name)
+        path = namespaced_path(API_VERSION, namespace, USER_PLURAL, name)
         try:
             await runtime.kube.patch(path, change)
         except KubeError as error:

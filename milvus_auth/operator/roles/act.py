@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from milvus_auth.core.errors import RoleExists, RoleNotFound
 from milvus_auth.operator.kube import KubeError
 from milvus_auth.operator.metrics import OperatorMetrics
 from milvus_auth.operator.notify import FanOut, Notifier
 from milvus_auth.operator.permissions import Permissions
+from milvus_auth.operator.resources import DeletionPolicy
 from milvus_auth.operator.roles.decide import (
     GRANTOR,
     InvalidRole,
@@ -25,11 +26,12 @@ from milvus_auth.operator.roles.decide import (
     custom_groups,
     describe,
     desired_grants,
+    fingerprint,
     grant_databases,
     plan_role,
     role_privileges,
 )
-from milvus_auth.operator.roles.spec import RoleDeletion, RoleSpec
+from milvus_auth.operator.roles.spec import RoleSpec
 from milvus_auth.operator.status import Outcome, Reason
 from milvus_auth.store import ClaimStore, EtcdUnavailable, PolicyStore, RevisionConflict
 from milvus_auth.store.claims import Claim, Origin
@@ -54,6 +56,10 @@ class RoleResult:
     notes: tuple[Note, ...] = ()
     done: bool = True
     """For a removal: False means retry before dropping the finalizer."""
+    mark: str | None = None
+    """Set when the role appeared, was taken over, dropped or its grants changed: the
+    MilvusUsers naming it are marked with it, so they reconcile now (binding, RoleNotFound,
+    or refusing a role that became elevated)."""
 
 
 class RoleReconciler:
@@ -89,6 +95,8 @@ class RoleReconciler:
                 message = "the role changed while writing; retrying"
                 result = RoleResult(Outcome(Reason.RECORD_CHANGED, message))
         self.metrics.reconciles.labels(result.outcome.reason.value).inc()
+        if result.outcome.ready:  # status.roleName: the role this resource now manages
+            result = replace(result, outcome=replace(result.outcome, role_name=spec.role))
         return result
 
     async def _reconcile(self, spec: RoleSpec, *, ready: bool, drift: bool) -> RoleResult:
@@ -105,6 +113,7 @@ class RoleReconciler:
         if refused is not None:
             return RoleResult(Outcome(Reason.NOT_PERMITTED, refused))
         notes: list[Note] = []
+        taken = claim is None
         if claim is None:
             origin = Origin.ADOPTED if exists else Origin.CREATED
             claim = await self.claims.claim(spec.role, Claim(spec.owner, origin))
@@ -117,11 +126,14 @@ class RoleReconciler:
         plan = plan_role(spec.role, wanted, snapshot)
         await self._write(plan, spec.role)
         notes += _notes(plan, spec.role, drift=drift and exists)
+        mark = None if plan.empty and not taken else f"present:{spec.uid}:{fingerprint(wanted)}"
         if plan.empty and ready:
             message = f"{len(wanted)} privileges granted"
-            return RoleResult(Outcome(Reason.APPLIED, message, grants=len(wanted)), tuple(notes))
+            outcome = Outcome(Reason.APPLIED, message, grants=len(wanted))
+            return RoleResult(outcome, tuple(notes), mark=mark)
         proxies = await self._refresh()
-        return RoleResult(_outcome(proxies, wanted=len(wanted), wrote=not plan.empty), tuple(notes))
+        outcome = _outcome(proxies, wanted=len(wanted), wrote=not plan.empty)
+        return RoleResult(outcome, tuple(notes), mark=mark)
 
     async def _write(self, plan: RolePlan, role: str) -> None:
         if plan.create:
@@ -160,7 +172,7 @@ class RoleReconciler:
                 return RoleResult(
                     Outcome(Reason.APPLIED, message), (Note("Normal", "Retained", message),)
                 )
-            if spec.deletion_policy is RoleDeletion.RETAIN:
+            if spec.deletion_policy is DeletionPolicy.RETAIN:
                 await self.claims.release(spec.role, spec.owner)
                 message = f"kept Milvus role {spec.role}: deletionPolicy is Retain"
                 return RoleResult(
@@ -182,7 +194,9 @@ class RoleReconciler:
         self._locks.pop(spec.owner, None)
         message = f"dropped Milvus role {spec.role} with its grants and user mappings"
         return RoleResult(
-            Outcome(Reason.APPLIED, message, proxies=proxies), (Note("Normal", "Deleted", message),)
+            Outcome(Reason.APPLIED, message, proxies=proxies),
+            (Note("Normal", "Deleted", message),),
+            mark=f"dropped:{spec.uid}",
         )
 
 

@@ -8,6 +8,7 @@ set `spec.roles` is authoritative for that user's mappings; an absent one plans 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -95,6 +96,12 @@ def plan_role(role: str, wanted: frozenset[Grant], snapshot: PolicySnapshot) -> 
         grant=tuple(sorted(wanted - held, key=_order)),
         revoke=tuple(sorted(held - wanted, key=_order)),
     )
+
+
+def fingerprint(grants: frozenset[Grant]) -> str:
+    """A short digest of a role's grants: changes exactly when they do (marks the users)."""
+    text = "\n".join("\t".join(_order(grant)) for grant in sorted(grants, key=_order))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def describe(grant: Grant) -> str:

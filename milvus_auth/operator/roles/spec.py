@@ -6,22 +6,13 @@ clear reason, never a crash in a handler.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from milvus_auth.core.grants import DEFAULT_DB
 from milvus_auth.core.privileges import ANY
-
-PLURAL = "milvusroles"
-
-
-class RoleDeletion(enum.StrEnum):
-    """What deleting the MilvusRole does to the Milvus role."""
-
-    DELETE = "Delete"
-    RETAIN = "Retain"
+from milvus_auth.operator.resources import DeletionPolicy, identity
 
 
 @dataclass(frozen=True)
@@ -43,7 +34,7 @@ class RoleSpec:
     generation: int
     role: str
     grants: tuple[GrantSpec, ...] = ()
-    deletion_policy: RoleDeletion = RoleDeletion.DELETE
+    deletion_policy: DeletionPolicy = DeletionPolicy.DELETE
 
     @property
     def owner(self) -> str:
@@ -53,7 +44,6 @@ class RoleSpec:
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> RoleSpec:
         """Parse the body as the API server stored it (defaults applied)."""
-        meta = body.get("metadata") or {}
         spec = body.get("spec") or {}
         raw_grants = spec.get("grants") or []
         grants = tuple(
@@ -65,15 +55,9 @@ class RoleSpec:
             for entry in raw_grants
             if isinstance(entry, Mapping)
         )
-        policy = spec.get("deletionPolicy") or RoleDeletion.DELETE.value
         return cls(
-            namespace=str(meta.get("namespace") or ""),
-            name=str(meta.get("name") or ""),
-            uid=str(meta.get("uid") or ""),
-            generation=int(meta.get("generation") or 0),
+            **identity(body),
             role=str(spec.get("roleName") or ""),
             grants=grants,
-            deletion_policy=RoleDeletion(policy)
-            if policy in set(RoleDeletion)
-            else RoleDeletion.DELETE,
+            deletion_policy=DeletionPolicy.parse(spec.get("deletionPolicy")),
         )

@@ -1,10 +1,13 @@
-"""Act on the decisions of `reconcile.py`: claim, read the Secret, write etcd, notify proxies.
+"""Act on a MilvusUser's decisions: observe, claim, read the Secret, write etcd, tell proxies.
 
-Nothing is claimed or written before the permission check: a MilvusUser outside the
-privileged namespaces that sets `allowRoot` or names a user that exists without a claim leaves
-etcd untouched.
+One pass: `check_spec`; observe etcd (claim, record, and the RBAC state when `spec.roles` is
+set); `admit` (pure) refuses before anything is claimed or written, so a MilvusUser outside the
+privileged namespaces that sets `allowRoot`, names a user that exists without a claim or binds
+an elevated role leaves etcd untouched (except the de-escalating unbind of `decide.deescalation`);
+then claim, read the password, `plan_user` (pure), and perform the plan here, the one writer.
+`report.py` turns what happened into the outcome.
 
-One `Reconciler` per operator. Reconciles of one resource are serialised by a lock, because
+One `UserReconciler` per operator. Passes over one resource are serialised by a lock, because
 kopf runs change handlers, the resync timer and deletion concurrently. bcrypt runs in a thread,
 so hashing for many users uses every core and never blocks the event loop.
 """
@@ -29,21 +32,32 @@ from milvus_auth.operator.kube import KubeClient, KubeError
 from milvus_auth.operator.metrics import OperatorMetrics
 from milvus_auth.operator.notify import FanOut, Notifier
 from milvus_auth.operator.permissions import Permissions
-from milvus_auth.operator.reconcile import (
-    Applied,
+from milvus_auth.operator.roles.bindings import BindingWriter
+from milvus_auth.operator.roles.decide import BindingPlan
+from milvus_auth.operator.secrets import PasswordProblem, SecretPassword, read_password
+from milvus_auth.operator.status import Applied, Outcome, Reason
+from milvus_auth.operator.users.decide import (
+    Observed,
+    Refusal,
     Removal,
-    UserSpec,
     Write,
+    admit,
     check_spec,
+    conflict_message,
     decide_notify,
     decide_removal,
-    decide_write,
-    needed_privileges,
     new_claim,
+    plan_user,
 )
-from milvus_auth.operator.roles.bindings import BindingWriter
-from milvus_auth.operator.secrets import PasswordProblem, SecretPassword, read_password
-from milvus_auth.operator.status import Outcome, Reason
+from milvus_auth.operator.users.report import (
+    BindingsResult,
+    PasswordResult,
+    Pushed,
+    report_bindings,
+    report_password,
+    report_refusal,
+)
+from milvus_auth.operator.users.spec import UserSpec
 from milvus_auth.store import (
     ClaimStore,
     CredentialStore,
@@ -67,8 +81,8 @@ class RemovalOutcome:
     proxies: FanOut | None = None
 
 
-class Reconciler:
-    """Brings one MilvusUser's etcd record and the proxies' caches in line with its Secret."""
+class UserReconciler:
+    """Brings one MilvusUser's etcd record, mappings and the proxies' caches in line with it."""
 
     def __init__(
         self,
@@ -91,7 +105,8 @@ class Reconciler:
         self.bcrypt_cost = bcrypt_cost
         self.permissions = permissions
         self.password_policy = password_policy or PasswordPolicy()
-        self.bindings = BindingWriter(policy=policy, notifier=notifier, metrics=metrics)
+        self.policy = policy
+        self.bindings = BindingWriter(policy=policy, metrics=metrics)
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         # What this process applied last, per resource uid. kopf hands handlers the body of the
         # event that triggered them, whose status may predate this process's own last patch;
@@ -102,7 +117,7 @@ class Reconciler:
         """One pass; never raises for expected failures, they come back as the outcome."""
         async with self._locks[spec.owner]:
             known = self._applied.get(spec.uid, applied)
-            outcome = await self._reconcile(spec, known)
+            outcome = await self._pass(spec, known)
             self._applied[spec.uid] = Applied(
                 password_version=outcome.password_version or known.password_version,
                 record_revision=outcome.record_revision or known.record_revision,
@@ -111,30 +126,12 @@ class Reconciler:
         self.metrics.reconciles.labels(outcome.reason.value).inc()
         return outcome
 
-    async def _reconcile(self, spec: UserSpec, applied: Applied) -> Outcome:
+    async def _pass(self, spec: UserSpec, applied: Applied) -> Outcome:
         invalid = check_spec(spec)
         if invalid is not None:
             return Outcome(Reason.INVALID_SPEC, invalid)
         try:
-            claim = await self.claims.get(spec.username)
-            stored = await self.store.get(spec.username)
-            exists = stored is not None
-            needed = needed_privileges(spec, claim=claim, exists=exists)
-            needed += await self.bindings.privileges(spec.roles)
-            refused = self.permissions.refusal(spec.namespace, needed)
-            if refused is not None:
-                return Outcome(Reason.NOT_PERMITTED, refused)
-            if claim is None:
-                claim = await self.claims.claim(spec.username, new_claim(spec, exists=exists))
-            if claim.owner != spec.owner:
-                return Outcome(
-                    Reason.CONFLICT, f"username {spec.username} is already managed by {claim.owner}"
-                )
-            secret = await read_password(self.kube, spec, self.password_policy)
-            password = await self._apply(spec, applied, secret, stored)
-            return await self.bindings.apply(
-                spec.username, spec.roles, password=password, ready=applied.ready
-            )
+            return await self._admitted_pass(spec, applied)
         except UserExists:
             return await self._lost_create(spec)
         except MalformedRecord as error:
@@ -149,6 +146,48 @@ class Reconciler:
         except KubeError as error:
             return Outcome(Reason.KUBERNETES_UNAVAILABLE, f"{error}; retrying")
 
+    async def _admitted_pass(self, spec: UserSpec, applied: Applied) -> Outcome:
+        observed = Observed(
+            claim=await self.claims.get(spec.username),
+            stored=await self.store.get(spec.username),
+            policy=None if spec.roles is None else await self.policy.snapshot(),
+        )
+        refusal = admit(spec, observed, self.permissions)
+        if refusal is not None:
+            return await self._refuse(spec.username, refusal)
+        if observed.claim is None:
+            claim = await self.claims.claim(spec.username, new_claim(spec, exists=observed.exists))
+            if claim.owner != spec.owner:  # another MilvusUser claimed it since we looked
+                return Outcome(Reason.CONFLICT, conflict_message(spec, claim))
+        secret = await read_password(self.kube, spec, self.password_policy)
+        plan = plan_user(
+            spec,
+            applied,
+            observed,
+            secret_version=secret.version,
+            regenerated=secret.regenerated,
+        )
+        password = await self._write_password(spec, plan.write, secret, observed.stored, applied)
+        outcome = report_password(spec, password)
+        if plan.bindings is None or not outcome.ready:
+            return outcome
+        return report_bindings(
+            outcome, await self._write_bindings(spec, plan.bindings, ready=applied.ready)
+        )
+
+    async def _refuse(self, username: str, refusal: Refusal) -> Outcome:
+        """Nothing is written for a refusal but the de-escalating unbind it names."""
+        if not refusal.unbind:
+            return report_refusal(refusal, unbound=False, refreshed=None)
+        _, wrote = await self.bindings.write(username, BindingPlan(unbind=refusal.unbind))
+        if wrote:
+            log.warning(
+                "removed the mapping of %s to %s: %s", username, ", ".join(refusal.unbind),
+                refusal.message,
+            )  # fmt: skip
+        refreshed = await self._refresh() if wrote else None
+        return report_refusal(refusal, unbound=wrote, refreshed=refreshed)
+
     async def _lost_create(self, spec: UserSpec) -> Outcome:
         """Someone else made the user between our read and our create: our claim's "created"
         is no longer true. Dropping it sends the next pass through the adoption rule."""
@@ -160,19 +199,16 @@ class Reconciler:
             return Outcome(Reason.ETCD_UNAVAILABLE, f"{error}; retrying")
         return Outcome(Reason.RECORD_CHANGED, "the record changed while writing; retrying")
 
-    async def _apply(
+    async def _write_password(
         self,
         spec: UserSpec,
-        applied: Applied,
+        write: Write,
         secret: SecretPassword,
         stored: StoredCredential | None,
-    ) -> Outcome:
-        write = decide_write(
-            applied=applied,
-            secret_version=secret.version,
-            regenerated=secret.regenerated,
-            stored_revision=None if stored is None else stored.mod_revision,
-        )
+        applied: Applied,
+    ) -> PasswordResult:
+        """Perform the record action (VERIFY: bcrypt, then update only on a mismatch), then
+        push the cache digest to the proxies when `decide_notify` says so."""
         revision = applied.record_revision
         if write is Write.VERIFY:
             assert stored is not None
@@ -191,57 +227,33 @@ class Reconciler:
             revision = await self.store.update(record, expected_revision=stored.mod_revision)
             self.metrics.etcd_writes.labels("update").inc()
         wrote = write in {Write.CREATE, Write.UPDATE}
-        written = write.value if wrote else ""
         if wrote:
             log.info(
                 "wrote the record of %s (%s) at revision %s", spec.username, write.value, revision
             )
-        note = (
-            ""
-            if secret.watched
-            else (
-                f"; Secret {spec.effective_secret_name} is not labelled auth.milvus.io/watch=true, "
-                "so its changes apply at the next resync"
-            )
-        )
-        if not decide_notify(wrote=wrote, applied=applied):
-            return Outcome(Reason.APPLIED, f"password applied{note}", secret.version, revision)
+        pushed: Pushed = None
+        if decide_notify(wrote=wrote, applied=applied):
+            digest = cache_digest(spec.username, secret.password)
+            try:
+                pushed = await self.notifier.update(spec.username, digest, revision=revision)
+            except KubeError as error:
+                pushed = error
+        return PasswordResult(secret.version, secret.watched, write, revision, pushed)
+
+    async def _write_bindings(
+        self, spec: UserSpec, plan: BindingPlan, *, ready: bool
+    ) -> BindingsResult:
+        """Make the mappings equal to `spec.roles`; the proxies refresh after a write, or
+        until they all confirmed (`ready` from the status)."""
+        missing, wrote = await self.bindings.write(spec.username, plan)
+        refreshed = await self._refresh() if wrote or not ready else None
+        return BindingsResult(spec.roles or (), missing, refreshed)
+
+    async def _refresh(self) -> Pushed:
         try:
-            proxies = await self.notifier.update(
-                spec.username, cache_digest(spec.username, secret.password), revision=revision
-            )
+            return await self.notifier.refresh_policy()
         except KubeError as error:
-            return Outcome(
-                Reason.PROXIES_PENDING,
-                f"cannot list the proxies: {error}",
-                secret.version,
-                revision,
-                applied=wrote,
-                written=written,
-            )
-        if not proxies.complete:
-            message = f"{proxies.updated} of {proxies.total} proxies updated; retrying"
-            # A retry that only reaches the proxies again is not a new application: keeping
-            # lastAppliedTime unless etcd was written spares a status patch per retry.
-            return Outcome(
-                Reason.PROXIES_PENDING,
-                message,
-                secret.version,
-                revision,
-                proxies,
-                applied=wrote,
-                written=written,
-            )
-        message = f"password applied; {proxies.updated}/{proxies.total} proxies updated{note}"
-        return Outcome(
-            Reason.APPLIED,
-            message,
-            secret.version,
-            revision,
-            proxies,
-            applied=True,
-            written=written,
-        )
+            return error
 
     async def _hash(self, password: str) -> str:
         with self.metrics.bcrypt("hash"):
