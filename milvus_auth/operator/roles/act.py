@@ -1,5 +1,8 @@
 """Act on a MilvusRole's plan: one writer for the role's grants, then the proxies' refresh.
 
+`decide.py` plans (pure), this module performs the plan, `report.py` turns it into the status
+outcome and the Events (pure).
+
 Nothing is claimed or written before every check passed: an invalid spec, a refused privilege
 or database, or another MilvusRole holding the role name leaves etcd untouched. Writes go
 through `PolicyStore`, whose compare-and-swap transactions make a concurrent writer (a proxy's
@@ -24,28 +27,19 @@ from milvus_auth.operator.roles.decide import (
     InvalidRole,
     RolePlan,
     custom_groups,
-    describe,
     desired_grants,
     fingerprint,
     grant_databases,
     plan_role,
     role_privileges,
 )
+from milvus_auth.operator.roles.report import Note, report_changes, report_refresh
 from milvus_auth.operator.roles.spec import RoleSpec
 from milvus_auth.operator.status import Outcome, Reason
 from milvus_auth.store import ClaimStore, EtcdUnavailable, PolicyStore, RevisionConflict
 from milvus_auth.store.claims import Claim, Origin
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Note:
-    """An Event the handlers post: type, reason, message."""
-
-    type: str
-    reason: str
-    message: str
 
 
 @dataclass(frozen=True)
@@ -125,14 +119,14 @@ class RoleReconciler:
             return RoleResult(Outcome(Reason.CONFLICT, message))
         plan = plan_role(spec.role, wanted, snapshot)
         await self._write(plan, spec.role)
-        notes += _notes(plan, spec.role, drift=drift and exists)
+        notes += report_changes(plan, spec.role, drift=drift and exists)
         mark = None if plan.empty and not taken else f"present:{spec.uid}:{fingerprint(wanted)}"
         if plan.empty and ready:
             message = f"{len(wanted)} privileges granted"
             outcome = Outcome(Reason.APPLIED, message, grants=len(wanted))
             return RoleResult(outcome, tuple(notes), mark=mark)
         proxies = await self._refresh()
-        outcome = _outcome(proxies, wanted=len(wanted), wrote=not plan.empty)
+        outcome = report_refresh(proxies, wanted=len(wanted), wrote=not plan.empty)
         return RoleResult(outcome, tuple(notes), mark=mark)
 
     async def _write(self, plan: RolePlan, role: str) -> None:
@@ -198,34 +192,3 @@ class RoleReconciler:
             (Note("Normal", "Deleted", message),),
             mark=f"dropped:{spec.uid}",
         )
-
-
-def _notes(plan: RolePlan, role: str, *, drift: bool) -> list[Note]:
-    """Events naming every grant and revoke; writes to an already applied spec are drift
-    someone made by hand, repaired, and said so as a Warning."""
-    changes = []
-    if plan.grant:
-        changes.append("granted " + "; ".join(describe(grant) for grant in plan.grant))
-    if plan.revoke:
-        changes.append("revoked " + "; ".join(describe(grant) for grant in plan.revoke))
-    if plan.create:
-        message = f"created Milvus role {role}" + "".join(f"; {c}" for c in changes)
-        return [Note("Normal", "Created", message)]
-    if changes and drift:
-        message = f"role {role} differed from the spec: {'; '.join(changes)}"
-        return [Note("Warning", "DriftRepaired", message)]
-    return [Note("Normal", "Updated", "; ".join(changes))] if changes else []
-
-
-def _outcome(proxies: FanOut | None, *, wanted: int, wrote: bool) -> Outcome:
-    if proxies is None:
-        message = "cannot list the proxies; retrying"
-        return Outcome(Reason.PROXIES_PENDING, message, grants=wanted, applied=wrote)
-    if not proxies.complete:
-        message = f"{proxies.updated} of {proxies.total} proxies refreshed; retrying"
-        return Outcome(
-            Reason.PROXIES_PENDING, message, proxies=proxies, grants=wanted, applied=wrote
-        )
-    # The same words as an unchanged pass (proxies are in status.proxies): no churn on resync.
-    message = f"{wanted} privileges granted"
-    return Outcome(Reason.APPLIED, message, proxies=proxies, grants=wanted, applied=True)
