@@ -11,6 +11,7 @@ import pytest
 
 from milvus_auth.core import KeyLayout
 from milvus_auth.core.grants import GrantTarget, RbacLayout
+from milvus_auth.core.groups import PrivilegeGroup
 from milvus_auth.core.privileges import ObjectType
 from milvus_auth.store import CredentialStore, EtcdSettings, PolicyStore
 from tests.operator.cluster import NAMESPACE, Cluster, eventually
@@ -33,12 +34,18 @@ async def policy(etcd_settings: EtcdSettings, layout: KeyLayout) -> AsyncIterato
 
 @pytest.fixture
 async def handmade(policy: PolicyStore, store: CredentialStore) -> None:
-    """Roles made with pymilvus, say: `legacy` (harmless), `ops_role` (ClusterAdmin)."""
+    """Roles made with pymilvus, say: `legacy` (harmless), `ops_role` (ClusterAdmin); and a
+    custom group `sneaky` whose members include a cluster-level privilege."""
     await policy.create_role("admin")
     await policy.create_role("legacy")
     await policy.create_role("ops_role")
     target = GrantTarget("ops_role", ObjectType.GLOBAL, "*", "*")
     await policy.grant(target, "PrivilegeGroupClusterAdmin", "root")
+    await policy.create_group("sneaky")
+    found = await policy.get_group("sneaky")
+    assert found is not None
+    group = PrivilegeGroup("sneaky", ("Search", "DropOwnership"))
+    await policy.update_group(group, expected_revision=found[1])
 
 
 def _grant(privileges: list[str], database: str = "analytics", collection: str = "*") -> Any:
@@ -57,6 +64,7 @@ ROLE_CASES = {
         "grant cluster-level or ownership privileges",
     ),
     "everything": ([_grant(["*"], "*", "*")], "new_role", "grant cluster-level"),
+    "custom-group": ([_grant(["sneaky"], "*", "*")], "new_role", "grant cluster-level"),
     "takeover": ([_grant(["Search"])], "legacy", "manage a Milvus role that the operator"),
     "other-database": ([_grant(["Search"], "ml")], "new_role", "not ml"),
     "every-database": ([_grant(["Search"], "*")], "new_role", "--namespace-databases"),
