@@ -111,8 +111,9 @@ async def outcomes(clients: list[MilvusClient], names: Names) -> list[dict[str, 
 
 
 @pytest.fixture
-def clients(proxies: list[ProxyProcess]) -> Iterator[list[MilvusClient]]:
-    """The bound user's pymilvus client on each proxy, connected lazily at the first call."""
+def clients() -> Iterator[list[MilvusClient]]:
+    """Closes the pymilvus clients a test opens (once the user is Ready: a client logs in as
+    it is made)."""
     made: list[MilvusClient] = []
     yield made
     for client in made:
