@@ -6,6 +6,10 @@ event for an older write leaves them in place and any newer one drops them; veri
 progress learn of changes made meanwhile (`Flight`), so they never cache a digest a concurrent
 change invalidated. While the watch is down the cache is not trusted (`trusted` False) and
 callers re-check entries against etcd.
+
+The cache also remembers which users etcd was seen to hold (`known_user`): an API key acts as
+its user only while that user exists, and a key's every use must not cost an etcd read. The
+same watch events keep it coherent (a deleted user is forgotten at once).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ class CredentialCache:
 
     def __init__(self) -> None:
         self._entries: dict[str, CacheEntry] = {}
+        self._known: dict[str, int] = {}  # username -> revision its record was read at
         self._in_flight: dict[str, Flight] = {}
         self._trusted = True
 
@@ -60,6 +65,15 @@ class CredentialCache:
         if flight.changed_at <= revision:
             self._entries[username] = CacheEntry(digest, revision)
 
+    def known_user(self, username: str) -> bool:
+        """Whether etcd was seen to hold the user's record (and nothing since deleted it)."""
+        return username in self._known
+
+    def store_known(self, username: str, revision: int, flight: Flight) -> None:
+        """etcd held the user's record at `revision`, unless the user changed since."""
+        if flight.changed_at <= revision:
+            self._known[username] = revision
+
     def prewarm(self, username: str, digest: str, revision: int | None = None) -> None:
         """Accept `digest` for the user from now on (Milvus's UpdateCredentialCache).
 
@@ -73,6 +87,7 @@ class CredentialCache:
         """Forget the user (Milvus's InvalidateCredentialCache, or a user deleted)."""
         self._changed(username, math.inf)
         self._entries.pop(username, None)
+        self._known.pop(username, None)
 
     def record_changed(self, username: str, revision: int) -> None:
         """The user's record was written at `revision` (seen by the etcd watch)."""
@@ -85,6 +100,7 @@ class CredentialCache:
         """The user's record was deleted at `revision`: the entry goes, whatever it was tagged."""
         self._changed(username, revision)
         self._entries.pop(username, None)
+        self._known.pop(username, None)
 
     def distrust(self) -> None:
         """The watch is down: re-check entries against etcd until `restore`."""
@@ -94,6 +110,7 @@ class CredentialCache:
         """The watch is back; if changes may have been missed, forget everything."""
         if missed:
             self._entries.clear()
+            self._known.clear()
             for flight in self._in_flight.values():
                 flight.changed_at = math.inf
         self._trusted = True
