@@ -45,6 +45,16 @@ def _revoke(etcd: EtcdServer, meta_root: str, key_id: str) -> None:
     assert revoked.returncode == 0, revoked.stderr
 
 
+def _etl_key(proxy: ProxyProcess, etcd: EtcdServer, meta_root: str, *args: str) -> str:
+    """Root creates the user `etl` through the proxy; `apikeys create` issues it a key."""
+    root = MilvusClient(uri=proxy.uri, user="root", password=ROOT_PASSWORD, timeout=10)
+    try:
+        root.create_user("etl", PASSWORD)
+    finally:
+        root.close()
+    return _issue(etcd, meta_root, "--username", "etl", *args)
+
+
 def _call(
     proxy: ProxyProcess, token: str | bytes, method: str = GET_VERSION
 ) -> tuple[grpc.StatusCode, str]:
@@ -190,12 +200,7 @@ def test_the_key_never_goes_upstream(
         proxy = proxy_factory(
             etcd_endpoint=etcd.endpoint, meta_root=meta_root, upstream=upstream.endpoint
         )
-        root = MilvusClient(uri=proxy.uri, user="root", password=ROOT_PASSWORD, timeout=10)
-        try:
-            root.create_user("etl", PASSWORD)
-        finally:
-            root.close()
-        key = _issue(etcd, meta_root, "--username", "etl")
+        key = _etl_key(proxy, etcd, meta_root)
         assert _call(proxy, key) == (grpc.StatusCode.OK, "")
         forwarded = [r for r in upstream.received if r.method == GET_VERSION][-1]
     # What Milvus's own proxy forwards for an API-key caller: `<user>:___`, and no key.
@@ -216,21 +221,24 @@ def _invalidate(proxy: ProxyProcess, key_id: str, token: str | None = TOKEN) -> 
         return stub.InvalidateApiKeyCache(request, metadata=metadata, timeout=10)
 
 
-def test_the_internal_rpc_drops_a_key_at_once(
+@pytest.fixture
+def guarded(
     proxy_factory: ProxyFactory, etcd: EtcdServer, meta_root: str, milvus: MilvusLite
-) -> None:
-    proxy = proxy_factory(
+) -> Callable[[], ProxyProcess]:
+    """Starts proxies on one etcd whose internal ports require the token."""
+    return lambda: proxy_factory(
         etcd_endpoint=etcd.endpoint,
         meta_root=meta_root,
         upstream=milvus.endpoint,
         internal_token=TOKEN,
     )
-    root = MilvusClient(uri=proxy.uri, user="root", password=ROOT_PASSWORD, timeout=10)
-    try:
-        root.create_user("etl", PASSWORD)
-    finally:
-        root.close()
-    key = _issue(etcd, meta_root, "--username", "etl")
+
+
+def test_the_internal_rpc_drops_a_key_at_once(
+    guarded: Callable[[], ProxyProcess], etcd: EtcdServer, meta_root: str
+) -> None:
+    proxy = guarded()
+    key = _etl_key(proxy, etcd, meta_root)
     key_id = parse_api_key(key).key_id
     for _ in range(3):
         assert _call(proxy, key)[0] == grpc.StatusCode.OK
@@ -250,24 +258,12 @@ def test_the_internal_rpc_drops_a_key_at_once(
 
 
 def test_two_proxies_share_keys_and_revocation_reaches_both_within_a_second(
-    proxy_factory: ProxyFactory, etcd: EtcdServer, meta_root: str, milvus: MilvusLite
+    guarded: Callable[[], ProxyProcess], etcd: EtcdServer, meta_root: str
 ) -> None:
-    proxies = [
-        proxy_factory(
-            etcd_endpoint=etcd.endpoint,
-            meta_root=meta_root,
-            upstream=milvus.endpoint,
-            internal_token=TOKEN,  # nobody calls the internal port: the watch alone revokes
-        )
-        for _ in range(2)
-    ]
-    root = MilvusClient(uri=proxies[0].uri, user="root", password=ROOT_PASSWORD, timeout=10)
-    try:
-        root.create_user("etl", PASSWORD)
-    finally:
-        root.close()
+    # Nobody calls the internal ports here: the etcd watch alone revokes.
+    proxies = [guarded() for _ in range(2)]
     minute_before = int(time.time()) // 60
-    key = _issue(etcd, meta_root, "--username", "etl", "--name", "shared")
+    key = _etl_key(proxies[0], etcd, meta_root, "--name", "shared")
     key_id = parse_api_key(key).key_id
     for proxy in proxies:
         assert _call(proxy, key) == (grpc.StatusCode.OK, "")

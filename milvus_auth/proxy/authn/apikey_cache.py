@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable
 
 from milvus_auth.core.apikeys import ApiKeyRecord
-from milvus_auth.proxy.authn.cache import Flight
+from milvus_auth.proxy.authn.cache import Flight, Flights
 from milvus_auth.store import KeyChanged, RangeEvent, StoredApiKey, WatchLost, WatchRestored
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ class ApiKeyCache:
     def __init__(self, id_of: Callable[[str], str]) -> None:
         self._id_of = id_of
         self._entries: dict[str, StoredApiKey] = {}
-        self._in_flight: dict[str, Flight] = {}
+        self._flights = Flights()
         self._trusted = True
 
     def get(self, key_id: str) -> StoredApiKey | None:
@@ -42,15 +42,11 @@ class ApiKeyCache:
 
     def begin(self, key_id: str) -> Flight:
         """A fetch of the key starts: changes from now on are remembered."""
-        flight = self._in_flight.setdefault(key_id, Flight())
-        flight.count += 1
-        return flight
+        return self._flights.begin(key_id)
 
     def end(self, key_id: str, flight: Flight) -> None:
         """A fetch of the key ended."""
-        flight.count -= 1
-        if flight.count == 0:
-            self._in_flight.pop(key_id, None)
+        self._flights.end(key_id, flight)
 
     def store_fetched(self, stored: StoredApiKey, flight: Flight) -> None:
         """Cache a record read from etcd, unless the key changed since it was read."""
@@ -59,7 +55,7 @@ class ApiKeyCache:
 
     def invalidate(self, key_id: str) -> None:
         """Forget the key (the InvalidateApiKeyCache RPC): its next use reads etcd."""
-        self._changed(key_id, math.inf)
+        self._flights.changed(key_id, math.inf)
         self._entries.pop(key_id, None)
 
     def apply(self, event: RangeEvent) -> None:
@@ -73,8 +69,7 @@ class ApiKeyCache:
             log.info("API key watch restored (missed changes: %s)", event.missed)
             if event.missed:
                 self._entries.clear()
-                for flight in self._in_flight.values():
-                    flight.changed_at = math.inf
+                self._flights.all_changed()
             self._trusted = True
 
     def distrust(self) -> None:
@@ -86,7 +81,7 @@ class ApiKeyCache:
 
     def _key_changed(self, event: KeyChanged) -> None:
         key_id = self._id_of(event.key)
-        self._changed(key_id, event.revision)
+        self._flights.changed(key_id, event.revision)
         entry = self._entries.get(key_id)
         if entry is None or entry.mod_revision >= event.revision:
             return  # not used here (loaded on first use), or an event replayed after a restart
@@ -99,8 +94,3 @@ class ApiKeyCache:
             del self._entries[key_id]  # unreadable now: the next use reads and refuses it
             return
         self._entries[key_id] = StoredApiKey(record, event.revision)
-
-    def _changed(self, key_id: str, revision: float) -> None:
-        flight = self._in_flight.get(key_id)
-        if flight is not None:
-            flight.changed_at = max(flight.changed_at, revision)

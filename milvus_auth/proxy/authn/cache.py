@@ -27,11 +27,42 @@ class CacheEntry:
 
 
 class Flight:
-    """One user's verifications in progress, and the newest change seen meanwhile."""
+    """One name's reads in progress, and the newest change seen meanwhile."""
 
     def __init__(self) -> None:
         self.count = 0
         self.changed_at: float = 0.0
+
+
+class Flights:
+    """The reads in progress by name (a username, an API key id), so a change seen while one
+    runs keeps its possibly older result out of the cache."""
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, Flight] = {}
+
+    def begin(self, name: str) -> Flight:
+        """A read of `name` starts: changes from now on are remembered."""
+        flight = self._by_name.setdefault(name, Flight())
+        flight.count += 1
+        return flight
+
+    def end(self, name: str, flight: Flight) -> None:
+        """A read of `name` ended."""
+        flight.count -= 1
+        if flight.count == 0:
+            self._by_name.pop(name, None)
+
+    def changed(self, name: str, revision: float) -> None:
+        """`name` changed at `revision` (math.inf: at an unknown revision)."""
+        flight = self._by_name.get(name)
+        if flight is not None:
+            flight.changed_at = max(flight.changed_at, revision)
+
+    def all_changed(self) -> None:
+        """Anything may have changed: no read in progress may cache its result."""
+        for flight in self._by_name.values():
+            flight.changed_at = math.inf
 
 
 class CredentialCache:
@@ -40,7 +71,7 @@ class CredentialCache:
     def __init__(self) -> None:
         self._entries: dict[str, CacheEntry] = {}
         self._known: dict[str, int] = {}  # username -> revision its record was read at
-        self._in_flight: dict[str, Flight] = {}
+        self._flights = Flights()
         self._trusted = True
 
     def entry(self, username: str) -> CacheEntry | None:
@@ -49,15 +80,11 @@ class CredentialCache:
 
     def begin(self, username: str) -> Flight:
         """A verification of the user starts: changes from now on are remembered."""
-        flight = self._in_flight.setdefault(username, Flight())
-        flight.count += 1
-        return flight
+        return self._flights.begin(username)
 
     def end(self, username: str, flight: Flight) -> None:
         """A verification of the user ended."""
-        flight.count -= 1
-        if flight.count == 0:
-            self._in_flight.pop(username, None)
+        self._flights.end(username, flight)
 
     def store_verified(self, username: str, digest: str, revision: int, flight: Flight) -> None:
         """Cache a digest verified against the record at `revision`, unless the user changed
@@ -111,8 +138,7 @@ class CredentialCache:
         if missed:
             self._entries.clear()
             self._known.clear()
-            for flight in self._in_flight.values():
-                flight.changed_at = math.inf
+            self._flights.all_changed()
         self._trusted = True
 
     @property
@@ -125,6 +151,4 @@ class CredentialCache:
         return username in self._entries
 
     def _changed(self, username: str, revision: float) -> None:
-        flight = self._in_flight.get(username)
-        if flight is not None:
-            flight.changed_at = max(flight.changed_at, revision)
+        self._flights.changed(username, revision)
