@@ -93,7 +93,7 @@ class ApiKeyAuthenticator:
         cache = self.cache
         stored = cache.get(key_id)
         hit = stored is not None and cache.trusted
-        if stored is None or not hit:
+        if stored is None or not cache.trusted:
             if not self._limiter.allows(limiter_key(key_id), peer):
                 self._fail(key_id, peer=peer, method=method, reason="rate_limited")
             stored = await self._fetch(key_id, peer=peer, method=method)
