@@ -12,6 +12,7 @@ import asyncio
 import base64
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -195,18 +196,38 @@ def test_bad_keys_get_milvus_api_key_text_no_bcrypt_and_no_secret_in_the_log(
     assert "reason=expired" in log
 
 
+@pytest.mark.parametrize(
+    ("upstream_token", "sent"),
+    [
+        # What Milvus's own proxy forwards for an API-key caller: `<user>:___`.
+        (None, b"etl:___"),
+        ("svc:Upstream-Pass", b"svc:Upstream-Pass"),
+    ],
+)
 def test_the_key_never_goes_upstream(
-    proxy_factory: ProxyFactory, etcd: EtcdServer, meta_root: str
+    proxy_factory: ProxyFactory,
+    etcd: EtcdServer,
+    meta_root: str,
+    workdir: Path,
+    upstream_token: str | None,
+    sent: bytes,
 ) -> None:
+    extra: list[str] = []
+    if upstream_token is not None:
+        token_file = workdir / "upstream-token"
+        token_file.write_text(upstream_token + "\n")
+        extra = ["--upstream-token-file", str(token_file)]
     with StubUpstream() as upstream:
         proxy = proxy_factory(
-            etcd_endpoint=etcd.endpoint, meta_root=meta_root, upstream=upstream.endpoint
+            etcd_endpoint=etcd.endpoint,
+            meta_root=meta_root,
+            upstream=upstream.endpoint,
+            extra_args=extra,
         )
         key = _etl_key(proxy, etcd, meta_root)
         assert _call(proxy, key) == (grpc.StatusCode.OK, "")
         forwarded = [r for r in upstream.received if r.method == GET_VERSION][-1]
-    # What Milvus's own proxy forwards for an API-key caller: `<user>:___`, and no key.
-    assert forwarded.metadata["authorization"] == base64.b64encode(b"etl:___").decode()
+    assert forwarded.metadata["authorization"] == base64.b64encode(sent).decode()
     secret = parse_api_key(key).secret
     assert not any(
         secret in (value if isinstance(value, str) else value.decode(errors="replace"))
