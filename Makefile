@@ -39,7 +39,7 @@ run: $(BIN)/.installed etcd
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench
 
-# Regenerate milvus_auth/protos/proxy_pb2*.py(i) from proxy.proto (commit the result).
+# Regenerate milvus_auth/protos/*_pb2*.py(i) from the .proto files there (commit the result).
 protos: $(BIN)/.installed
 	$(BIN)/python -m milvus_auth.protos.generate
 

@@ -1,4 +1,4 @@
-"""Regenerate the committed gRPC code from proxy.proto: `make protos`.
+"""Regenerate the committed gRPC code from the project's .proto files: `make protos`.
 
 pymilvus ships compiled protos but no .proto sources, so protoc reads `common.proto` from the
 descriptor pymilvus registers at import (`--descriptor_set_in`): the generated code then refers
@@ -22,9 +22,13 @@ from pymilvus.grpc_gen import common_pb2
 
 PROTOS = Path(__file__).resolve().parent
 PROJECT_ROOT = PROTOS.parent.parent
-SOURCE = PROTOS / "proxy.proto"
-OUTPUTS = ("proxy_pb2.py", "proxy_pb2.pyi", "proxy_pb2_grpc.py", "proxy_pb2_grpc.pyi")
-# protoc writes `import common_pb2` as if common.proto sat next to proxy.proto.
+SOURCES = (PROTOS / "proxy.proto", PROTOS / "apikeys.proto")
+OUTPUTS = tuple(
+    f"{source.stem}{suffix}"
+    for source in SOURCES
+    for suffix in ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py", "_pb2_grpc.pyi")
+)
+# protoc writes `import common_pb2` as if common.proto sat next to the project's protos.
 _COMMON_IMPORT = re.compile(r"^import common_pb2 as (\w+)$", re.MULTILINE)
 
 
@@ -46,7 +50,7 @@ def _descriptor_set(root: FileDescriptor) -> descriptor_pb2.FileDescriptorSet:
 
 
 def generate(output: Path) -> dict[str, str]:
-    """Compile proxy.proto into `output`; return the fixed generated files by name."""
+    """Compile every source into `output`; return the fixed generated files by name."""
     with tempfile.TemporaryDirectory() as scratch:
         descriptors = Path(scratch) / "pymilvus-common.pb"
         descriptors.write_bytes(_descriptor_set(common_pb2.DESCRIPTOR).SerializeToString())
@@ -59,11 +63,11 @@ def generate(output: Path) -> dict[str, str]:
             f"--mypy_out={scratch}",
             f"--mypy_grpc_out={scratch}",
             *_plugins(),
-            str(SOURCE.relative_to(PROJECT_ROOT)),
+            *(str(source.relative_to(PROJECT_ROOT)) for source in SOURCES),
         ]
         if protoc.main(argv) != 0:
-            raise RuntimeError(f"protoc failed on {SOURCE}")
-        generated = Path(scratch) / SOURCE.parent.relative_to(PROJECT_ROOT)
+            raise RuntimeError(f"protoc failed on {', '.join(s.name for s in SOURCES)}")
+        generated = Path(scratch) / PROTOS.relative_to(PROJECT_ROOT)
         files = {name: _fix_imports((generated / name).read_text()) for name in OUTPUTS}
     output.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
@@ -84,7 +88,7 @@ def _fix_imports(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Write the generated files next to proxy.proto (or into --output)."""
+    """Write the generated files next to their .proto sources (or into --output)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=PROTOS, help="where to write the files")
     args = parser.parse_args(argv)

@@ -1,4 +1,4 @@
-"""The project's proxy.proto: generated code is current, loads beside pymilvus, speaks Milvus."""
+"""The project's protos: generated code is current, loads beside pymilvus, speaks Milvus."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 from google.protobuf import descriptor_pool
 from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
-from milvus_auth.protos import generate, proxy_pb2, proxy_pb2_grpc
+from milvus_auth.core.internal import API_KEY_CACHE_SERVICE, INVALIDATE_API_KEY_CACHE_METHOD
+from milvus_auth.protos import apikeys_pb2, apikeys_pb2_grpc, generate, proxy_pb2, proxy_pb2_grpc
 
 
 def _without_tool_versions(text: str) -> str:
@@ -62,3 +63,17 @@ def test_milvus_field_numbers_decode() -> None:
         bytes([2 << 3, 5]) + _field(3, b"carol")
     )
     assert (refresh.opType, refresh.opKey) == (5, "carol")
+
+
+def test_api_key_cache_service_is_named_as_the_callers_expect() -> None:
+    pool = descriptor_pool.Default()
+    service = pool.FindServiceByName(API_KEY_CACHE_SERVICE)
+    method = service.FindMethodByName("InvalidateApiKeyCache")
+    assert f"/{service.full_name}/{method.name}" == INVALIDATE_API_KEY_CACHE_METHOD
+    assert method.input_type is apikeys_pb2.InvalidateApiKeyCacheRequest.DESCRIPTOR
+    assert method.output_type is common_pb2.Status.DESCRIPTOR
+    request = apikeys_pb2.InvalidateApiKeyCacheRequest.FromString(
+        _field(1, bytes([2 << 3, 7])) + _field(2, b"0123456789abcdef")
+    )
+    assert (request.base.msgID, request.key_id) == (7, "0123456789abcdef")
+    assert hasattr(apikeys_pb2_grpc, "ApiKeyCacheStub")
