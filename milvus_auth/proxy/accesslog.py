@@ -1,0 +1,336 @@
+"""The access log: one JSON line per public call, to stdout or to a rotated file.
+
+Each line tells who called (peer, user, how the user was proved), what (method, database,
+collection), what the privilege check decided, how it ended (gRPC code), how long it took and
+how many bytes went each way. Successful calls are sampled at `sample_rate`; every failed call
+is written, except that failed logins share the bound of the failed-login log (loglimit.py):
+a few lines per username and client address per window, then one summary line.
+
+Never a secret: no header, request or response body is written, only sizes and the names the
+privilege table says a request carries; the user is a proved identity, or for a failed login
+the claimed username when it is a valid one (logsafe), never the password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import logging.handlers
+import random
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from milvus_auth.core.privilege_table import METHOD_PRIVILEGES
+from milvus_auth.proxy.authn.headers import AuthFailure, authorization_values, parse_authorization
+from milvus_auth.proxy.authn.identity import current_identity, header_database
+from milvus_auth.proxy.authn.loglimit import (
+    LogLimiter,
+    LogLimitSettings,
+    Suppressed,
+    flush_every,
+)
+from milvus_auth.proxy.authn.ratelimit import peer_address
+from milvus_auth.proxy.authz.note import noted_decision
+from milvus_auth.proxy.authz.objects import ObjectReader, request_bytes
+from milvus_auth.proxy.errors import MalformedRequest
+from milvus_auth.proxy.guard import Behaviour, Context, Handler, rewrapped
+from milvus_auth.proxy.logsafe import INVALID, MAX_SHOWN_TEXT, valid_username
+
+STDOUT = "-"
+LOGGER = "milvus_auth.access"
+_COLLECTION = "Collection"
+_UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
+
+
+@dataclass(frozen=True)
+class AccessLogSettings:
+    """Where the access log goes and how much of it."""
+
+    destination: str
+    """A file path, or `-` for stdout."""
+    sample_rate: float = 1.0
+    """Share of successful calls written, 0..1; failed calls are always written."""
+    max_bytes: int = 100 * 2**20
+    """The file is rotated at this size; 0 never rotates (stdout never does)."""
+    backups: int = 5
+    """Rotated files kept (`access.log.1` ...)."""
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One finished call, as the access log shows it."""
+
+    time: float
+    peer: str
+    user: str | None
+    proof: str
+    method: str
+    database: str
+    collection: str | None
+    decision: str | None
+    code: str
+    latency: float
+    request_bytes: int | None
+    response_bytes: int | None
+
+    def json(self) -> str:
+        """The access log line."""
+        return json.dumps(
+            {
+                "time": timestamp(self.time),
+                "event": "call",
+                "peer": self.peer,
+                "user": self.user,
+                "proof": self.proof,
+                "method": self.method,
+                "database": self.database,
+                "collection": self.collection,
+                "decision": self.decision,
+                "code": self.code,
+                "latency_ms": round(self.latency * 1e3, 3),
+                "request_bytes": self.request_bytes,
+                "response_bytes": self.response_bytes,
+            },
+            separators=(",", ":"),
+        )
+
+
+def timestamp(seconds: float) -> str:
+    """RFC 3339 UTC with milliseconds, as Loki and Elasticsearch parse it."""
+    whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    return f"{whole}.{int(seconds % 1 * 1000):03d}Z"
+
+
+def suppressed_json(suppressed: Suppressed, now: float) -> str:
+    """The summary line of failed logins that got no line of their own."""
+    return json.dumps(
+        {
+            "time": timestamp(now),
+            "event": "suppressed",
+            "user": suppressed.username,
+            "peer": suppressed.address,
+            "count": suppressed.count,
+            "seconds": round(suppressed.seconds, 3),
+        },
+        separators=(",", ":"),
+    )
+
+
+def open_writer(settings: AccessLogSettings) -> logging.Logger:
+    """A logger of its own that writes bare lines to the destination, not to the process log."""
+    handler: logging.Handler
+    if settings.destination == STDOUT:
+        handler = logging.StreamHandler(sys.stdout)
+    else:
+        handler = logging.handlers.RotatingFileHandler(
+            settings.destination,
+            maxBytes=settings.max_bytes,
+            backupCount=settings.backups,
+            encoding="utf-8",
+        )
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger(LOGGER)
+    logger.handlers = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    return logger
+
+
+class AccessLog:
+    """Wraps every public method's handler (outside the checks) and writes its lines."""
+
+    def __init__(
+        self,
+        settings: AccessLogSettings,
+        writer: logging.Logger,
+        *,
+        failed_logins: LogLimitSettings,
+        sample: Callable[[], float] = random.random,
+    ) -> None:
+        self._rate = settings.sample_rate
+        self._writer = writer
+        self._limiter = LogLimiter(failed_logins)
+        self._interval = failed_logins.interval
+        self._sample = sample
+
+    def wrap(self, method: str, handler: Handler) -> Handler:
+        """The same handler, measured and logged."""
+        rule = METHOD_PRIVILEGES.get(method)
+        reader = ObjectReader.for_rule(rule) if rule and rule.object_type == _COLLECTION else None
+        call = _Call(self, _shown(method), reader)
+        return rewrapped(handler, returning=call.returning, streaming=call.streaming)
+
+    def sampled(self, code: grpc.StatusCode) -> bool:
+        """Whether a call that ended with `code` gets a line (before any of it is measured)."""
+        return code is not grpc.StatusCode.OK or self._rate >= 1.0 or self._sample() < self._rate
+
+    def write(self, record: CallRecord) -> None:
+        """Write a call's line; failed logins only while the failed-login bound allows."""
+        if record.code == _UNAUTHENTICATED.name:
+            self.flush()
+            if not self._limiter.admit(record.user or "None", peer_address(record.peer)):
+                return
+        self._writer.info(record.json())
+
+    def flush(self, *, final: bool = False) -> None:
+        """Write the summaries of failed logins a window that ended suppressed."""
+        for suppressed in self._limiter.roll(final=final):
+            self._writer.info(suppressed_json(suppressed, time.time()))
+
+    async def run(self) -> None:
+        """Report the suppressed failed logins of each window even when no call follows."""
+        await flush_every(self._interval, self.flush)
+
+
+class _Call:
+    """The measuring wrappers of one method."""
+
+    def __init__(self, log: AccessLog, method: str, reader: ObjectReader | None) -> None:
+        self._log = log
+        self._method = method
+        self._reader = reader
+
+    def returning(self, behaviour: Behaviour, unary: bool) -> Behaviour:
+        async def logged(request: Any, context: Context) -> Any:
+            started = time.perf_counter()
+            sizes = _Sizes()
+            response = None
+            code = grpc.StatusCode.OK
+            try:
+                response = await behaviour(request if unary else sizes.count(request), context)
+            except BaseException as error:
+                code = _code(error, context)
+                raise
+            finally:
+                if response is not None:
+                    sizes.response = _size(response)
+                self._finish(request if unary else None, context, code, started, sizes)
+            return response
+
+        return logged
+
+    def streaming(self, behaviour: Behaviour, unary: bool) -> Behaviour:
+        if not inspect.isasyncgenfunction(behaviour):
+            return self.returning(behaviour, unary)  # writes with context.write: not counted
+
+        async def logged(request: Any, context: Context) -> AsyncIterator[Any]:
+            started = time.perf_counter()
+            sizes = _Sizes()
+            sizes.response = 0
+            code = grpc.StatusCode.OK
+            try:
+                async for response in behaviour(
+                    request if unary else sizes.count(request), context
+                ):
+                    sizes.response += _size(response)
+                    yield response
+            except BaseException as error:
+                code = _code(error, context)
+                raise
+            finally:
+                self._finish(request if unary else None, context, code, started, sizes)
+
+        return logged
+
+    def _finish(
+        self,
+        request: Any,
+        context: Context,
+        code: grpc.StatusCode,
+        started: float,
+        sizes: _Sizes,
+    ) -> None:
+        log = self._log
+        if not log.sampled(code):
+            return
+        latency = time.perf_counter() - started
+        identity = current_identity()
+        decision = noted_decision()
+        metadata = context.invocation_metadata()
+        if identity is not None:
+            user: str | None = identity.username
+            proof = identity.proof.value
+            database = identity.database
+        else:
+            user = _claimed_user(metadata) if code is _UNAUTHENTICATED else None
+            proof = "none"
+            database = header_database(metadata)
+        log.write(
+            CallRecord(
+                time=time.time(),
+                peer=context.peer(),
+                user=user,
+                proof=proof,
+                method=self._method,
+                database=_shown(database),
+                collection=self._collection(request),
+                decision=None if decision is None else decision.value,
+                code=code.name,
+                latency=latency,
+                request_bytes=sizes.request if request is None else _size(request),
+                response_bytes=sizes.response,
+            )
+        )
+
+    def _collection(self, request: Any) -> str | None:
+        if self._reader is None or request is None:
+            return None
+        try:
+            return _shown(self._reader.name(request_bytes(request)))
+        except MalformedRequest:
+            return None
+
+
+class _Sizes:
+    """Bytes of a call's messages, counted as they pass."""
+
+    def __init__(self) -> None:
+        self.request: int | None = None
+        self.response: int | None = None
+
+    async def count(self, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        self.request = 0
+        async for request in requests:
+            self.request += _size(request)
+            yield request
+
+
+def _size(message: Any) -> int:
+    """Serialized size: forwarded calls carry bytes, the proxy's own services messages."""
+    if isinstance(message, bytes):
+        return len(message)
+    return int(message.ByteSize())
+
+
+def _code(error: BaseException, context: Context) -> grpc.StatusCode:
+    """How a call that raised ends: the code an abort set, CANCELLED, or UNKNOWN."""
+    if isinstance(error, grpc.aio.AbortError):
+        code = context.code()
+        if isinstance(code, grpc.StatusCode):
+            return code
+    if isinstance(error, (GeneratorExit, asyncio.CancelledError)):
+        return grpc.StatusCode.CANCELLED
+    return grpc.StatusCode.UNKNOWN
+
+
+def _claimed_user(metadata: Any) -> str | None:
+    """The username a refused caller claimed, when it is one Milvus could store."""
+    try:
+        username = parse_authorization(authorization_values(metadata)).username
+    except AuthFailure:
+        return None
+    return username if valid_username(username) else INVALID
+
+
+def _shown(text: str) -> str:
+    """Client-chosen text cut to a bounded length (JSON escapes the rest)."""
+    if len(text) <= MAX_SHOWN_TEXT:
+        return text
+    return f"{text[:MAX_SHOWN_TEXT]}...({len(text)} chars)"
