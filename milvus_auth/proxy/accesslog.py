@@ -26,8 +26,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from google.protobuf.descriptor import FieldDescriptor
+from pymilvus.grpc_gen import milvus_pb2
 
-from milvus_auth.core.privilege_table import METHOD_PRIVILEGES
+from milvus_auth.core.wire import WireError, string_field
 from milvus_auth.proxy.authn.headers import AuthFailure, authorization_values, parse_authorization
 from milvus_auth.proxy.authn.identity import current_identity, header_database
 from milvus_auth.proxy.authn.loglimit import (
@@ -38,14 +40,13 @@ from milvus_auth.proxy.authn.loglimit import (
 )
 from milvus_auth.proxy.authn.ratelimit import peer_address
 from milvus_auth.proxy.authz.note import noted_decision
-from milvus_auth.proxy.authz.objects import ObjectReader, request_bytes
-from milvus_auth.proxy.errors import MalformedRequest
+from milvus_auth.proxy.authz.objects import request_bytes
 from milvus_auth.proxy.guard import Behaviour, Context, Handler, rewrapped
 from milvus_auth.proxy.logsafe import INVALID, MAX_SHOWN_TEXT, valid_username
 
 STDOUT = "-"
 LOGGER = "milvus_auth.access"
-_COLLECTION = "Collection"
+_COLLECTION_FIELD = "collection_name"
 _UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
 
 
@@ -159,12 +160,11 @@ class AccessLog:
         self._limiter = LogLimiter(failed_logins)
         self._interval = failed_logins.interval
         self._sample = sample
+        self._collection_fields = collection_fields()
 
     def wrap(self, method: str, handler: Handler) -> Handler:
         """The same handler, measured and logged."""
-        rule = METHOD_PRIVILEGES.get(method)
-        reader = ObjectReader.for_rule(rule) if rule and rule.object_type == _COLLECTION else None
-        call = _Call(self, _shown(method), reader)
+        call = _Call(self, _shown(method), self._collection_fields.get(method))
         return rewrapped(handler, returning=call.returning, streaming=call.streaming)
 
     def sampled(self, code: grpc.StatusCode) -> bool:
@@ -192,10 +192,10 @@ class AccessLog:
 class _Call:
     """The measuring wrappers of one method."""
 
-    def __init__(self, log: AccessLog, method: str, reader: ObjectReader | None) -> None:
+    def __init__(self, log: AccessLog, method: str, collection_field: int | None) -> None:
         self._log = log
         self._method = method
-        self._reader = reader
+        self._collection_field = collection_field
 
     def returning(self, behaviour: Behaviour, unary: bool) -> Behaviour:
         async def logged(request: Any, context: Context) -> Any:
@@ -280,11 +280,11 @@ class _Call:
         )
 
     def _collection(self, request: Any) -> str | None:
-        if self._reader is None or request is None:
+        if self._collection_field is None or request is None:
             return None
         try:
-            return _shown(self._reader.name(request_bytes(request)))
-        except MalformedRequest:
+            return _shown(string_field(request_bytes(request), self._collection_field))
+        except WireError:
             return None
 
 
@@ -300,6 +300,18 @@ class _Sizes:
         async for request in requests:
             self.request += _size(request)
             yield request
+
+
+def collection_fields() -> dict[str, int]:
+    """`/milvus.proto.milvus.MilvusService/Method` -> the field number of its request's
+    `collection_name`, for the methods whose request has one (from pymilvus's descriptors)."""
+    found: dict[str, int] = {}
+    for service in milvus_pb2.DESCRIPTOR.services_by_name.values():
+        for method in service.methods:
+            field = method.input_type.fields_by_name.get(_COLLECTION_FIELD)
+            if field is not None and field.type == FieldDescriptor.TYPE_STRING:
+                found[f"/{service.full_name}/{method.name}"] = field.number
+    return found
 
 
 def _size(message: Any) -> int:
