@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +46,30 @@ def entries(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def start(
-    factory: ProxyFactory, etcd: EtcdServer, meta_root: str, milvus: MilvusLite, *flags: str
-) -> ProxyProcess:
-    return factory(
-        etcd_endpoint=etcd.endpoint, meta_root=meta_root, upstream=milvus.endpoint, extra_args=flags
-    )
+LoggedProxy = Callable[..., tuple[ProxyProcess, Path]]
+
+
+@pytest.fixture
+def logged_proxy(
+    proxy_factory: ProxyFactory,
+    etcd: EtcdServer,
+    meta_root: str,
+    milvus: MilvusLite,
+    tmp_path: Path,
+) -> LoggedProxy:
+    """`logged_proxy(*flags)`: a proxy writing its access log to `tmp_path/access.log`."""
+
+    def start(*flags: str) -> tuple[ProxyProcess, Path]:
+        log = tmp_path / "access.log"
+        proxy = proxy_factory(
+            etcd_endpoint=etcd.endpoint,
+            meta_root=meta_root,
+            upstream=milvus.endpoint,
+            extra_args=["--access-log", str(log), *flags],
+        )
+        return proxy, log
+
+    return start
 
 
 @pytest.fixture
@@ -66,15 +85,9 @@ def alice(etcd_settings: EtcdSettings, meta_root: str) -> None:
 
 
 def test_one_line_per_call_with_who_what_decision_and_outcome(
-    proxy_factory: ProxyFactory,
-    etcd: EtcdServer,
-    meta_root: str,
-    milvus: MilvusLite,
-    tmp_path: Path,
-    alice: None,
+    logged_proxy: LoggedProxy, tmp_path: Path, alice: None
 ) -> None:
-    log = tmp_path / "access.log"
-    proxy = start(proxy_factory, etcd, meta_root, milvus, "--access-log", str(log))
+    proxy, log = logged_proxy()
     root = MilvusClient(uri=proxy.uri, user="root", password=ROOT_PASSWORD, timeout=10)
     user = MilvusClient(uri=proxy.uri, user="alice", password=PASSWORD, timeout=10)
     try:
@@ -141,20 +154,9 @@ def _calls(proxy: ProxyProcess, count: int, user: str, password: str) -> None:
 
 
 def test_sampling_keeps_every_failure_and_the_failed_login_bound_applies(
-    proxy_factory: ProxyFactory,
-    etcd: EtcdServer,
-    meta_root: str,
-    milvus: MilvusLite,
-    tmp_path: Path,
+    logged_proxy: LoggedProxy, tmp_path: Path
 ) -> None:
-    log = tmp_path / "access.log"
-    proxy = start(
-        proxy_factory,
-        etcd,
-        meta_root,
-        milvus,
-        "--access-log",
-        str(log),
+    proxy, log = logged_proxy(
         "--access-log-sample-rate",
         "0",
         "--failed-login-log-burst",
@@ -187,21 +189,8 @@ def test_sampling_keeps_every_failure_and_the_failed_login_bound_applies(
     assert proxy.metric("auth_total", result="failure") == 40
 
 
-def test_the_file_rotates(
-    proxy_factory: ProxyFactory,
-    etcd: EtcdServer,
-    meta_root: str,
-    milvus: MilvusLite,
-    tmp_path: Path,
-) -> None:
-    log = tmp_path / "access.log"
-    proxy = start(
-        proxy_factory,
-        etcd,
-        meta_root,
-        milvus,
-        "--access-log",
-        str(log),
+def test_the_file_rotates(logged_proxy: LoggedProxy, tmp_path: Path) -> None:
+    proxy, _ = logged_proxy(
         "--access-log-max-bytes",
         "2000",
         "--access-log-backups",
