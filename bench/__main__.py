@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from bench import (
+    accesslog,
     auth_cache,
     authz,
     cold_start,
@@ -30,6 +31,8 @@ async def run_all() -> None:
     await enumeration.run()
     print("\n== authorization: decision, name extraction, throughput on/off, revoke propagation")
     await authz.run()
+    print("\n== access log: throughput on vs off (h2load)")
+    await accesslog.run()
     print("\n== operator: initial reconcile, resume, rotation propagation")
     await operator_users.main(users=200, rotations=20, cost=10)
     print("\n== operator: roles initial reconcile and resume")
