@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import grpc
 
 from milvus_auth.core.grants import RbacLayout
-from milvus_auth.proxy.accesslog import AccessLog, open_writer
+from milvus_auth.proxy.accesslog import AccessLog, LineWriter
 from milvus_auth.proxy.authn.authenticator import Authenticator
 from milvus_auth.proxy.authn.bcrypt_pool import BcryptPool
 from milvus_auth.proxy.authn.coherence import Coherence
@@ -143,7 +143,7 @@ def _logs(
     if ops.access_log is None:
         return failure_log, []
     access = AccessLog(
-        ops.access_log, open_writer(ops.access_log), failed_logins=ops.failed_login_log
+        ops.access_log, LineWriter(ops.access_log), failed_logins=ops.failed_login_log
     )
     stack.push_async_callback(_cancel, asyncio.create_task(access.run()))
     return failure_log, [access]

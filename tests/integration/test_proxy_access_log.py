@@ -197,6 +197,12 @@ def test_the_file_rotates(logged_proxy: LoggedProxy, tmp_path: Path) -> None:
         "2",
     )
     _calls(proxy, 100, "root", ROOT_PASSWORD)
+    # Lines are buffered and written out every second.
+    wait_until(
+        lambda: (tmp_path / "access.log").stat().st_size > 0,
+        timeout=10,
+        what="the buffered lines",
+    )
     rotated = sorted(path.name for path in tmp_path.glob("access.log*"))
     assert rotated == ["access.log", "access.log.1", "access.log.2"]
     assert all(path.stat().st_size <= 2000 for path in tmp_path.glob("access.log*"))
