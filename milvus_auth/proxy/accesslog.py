@@ -198,17 +198,21 @@ class AccessLog:
     def write(self, record: CallRecord) -> None:
         """Write a call's line; failed logins only while the failed-login bound allows."""
         if record.code == _UNAUTHENTICATED.name:
-            self.flush()
+            self._summarize()
             if not self._limiter.admit(record.user or "None", peer_address(record.peer)):
                 return
         self._writer.write(record.json())
 
     def flush(self, *, final: bool = False) -> None:
-        """Write the summaries of failed logins a window that ended suppressed (`final`: the
-        current window's too), then the buffer."""
+        """Write the summaries of a window that ended (`final`: of the current one too), then
+        the buffer."""
+        self._summarize(final=final)
+        self._writer.flush()
+
+    def _summarize(self, *, final: bool = False) -> None:
+        """The summary lines of the failed logins a window suppressed."""
         for suppressed in self._limiter.roll(final=final):
             self._writer.write(suppressed_json(suppressed, time.time()))
-        self._writer.flush()
 
     async def run(self) -> None:
         """Flush the buffered lines every second, with the suppressed failed logins of each
