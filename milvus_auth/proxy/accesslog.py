@@ -284,12 +284,12 @@ class _Call:
         latency = time.perf_counter() - started
         identity = current_identity()
         decision = noted_decision()
-        metadata = context.invocation_metadata()
         if identity is not None:
             user: str | None = identity.username
             proof = identity.proof.value
             database = identity.database
-        else:
+        else:  # authentication off, or the call was refused before it was proved
+            metadata = context.invocation_metadata()
             user = _claimed_user(metadata) if code is _UNAUTHENTICATED else None
             proof = "none"
             database = header_database(metadata)
