@@ -6,6 +6,7 @@ import asyncio
 
 from bench import (
     apikeys,
+    accesslog,
     auth_cache,
     authz,
     cold_start,
@@ -33,6 +34,8 @@ async def run_all() -> None:
     await authz.run()
     print("\n== API keys: cached check, 1,000 cold keys, revocation on 3 proxies")
     await apikeys.run()
+    print("\n== access log: throughput on vs off (h2load)")
+    await accesslog.run()
     print("\n== operator: initial reconcile, resume, rotation propagation")
     await operator_users.main(users=200, rotations=20, cost=10)
     print("\n== operator: roles initial reconcile, resume, spec change propagation")

@@ -20,6 +20,9 @@ from milvus_auth.config import (
     read_secret_file,
 )
 from milvus_auth.operator.permissions import parse_namespace_databases
+from milvus_auth.tls import ClientTls, client_tls
+
+PROXY_TLS_FLAGS = ("--proxy-tls-ca", "--proxy-tls-cert", "--proxy-tls-key")
 
 DEFAULT_RESYNC_PERIOD = 300.0
 DEFAULT_PROXY_TIMEOUT = 2.0
@@ -77,6 +80,8 @@ class OperatorConfig:
         default_factory=lambda: MappingProxyType({})
     )
     """Per listed namespace, the only databases its MilvusRoles may grant on (never `*`)."""
+    proxy_tls: ClientTls | None = None
+    """TLS to the proxies' internal port; None: plain text."""
 
 
 class _Namespaces(argparse.Action):
@@ -159,6 +164,17 @@ def add_arguments(
         "the default privileged namespace",
         metavar="NS",
     )
+    ca, cert, key = PROXY_TLS_FLAGS
+    option(
+        ca, help="CA of the proxies' internal port certificate: connect with TLS", metavar="PATH"
+    )
+    option(
+        "--proxy-tls-server-name",
+        help="name the proxies' certificate carries (the operator dials pod addresses), e.g. "
+        "the internal Service's DNS name",
+    )
+    option(cert, help="client certificate for mutual TLS to the proxies", metavar="PATH")
+    option(key, help=f"private key of {cert}", metavar="PATH")
     option(
         "--kubeconfig",
         help="kubeconfig file (unset: in-cluster service account, then $KUBECONFIG, "
@@ -188,6 +204,11 @@ def build_config(args: argparse.Namespace) -> OperatorConfig:
         namespace_databases = parse_namespace_databases(args.namespace_databases or "")
     except ValueError as error:
         raise ConfigError(str(error)) from None
+    tls_flags = (args.proxy_tls_cert, args.proxy_tls_key, args.proxy_tls_server_name)
+    if any(tls_flags) and not args.proxy_tls_ca:
+        raise ConfigError(
+            "--proxy-tls-cert, --proxy-tls-key and --proxy-tls-server-name need --proxy-tls-ca"
+        )
     token = read_secret_file(args.internal_token_file) if args.internal_token_file else None
     if token is not None and not token:
         raise ConfigError(f"{args.internal_token_file} is empty")
@@ -205,4 +226,13 @@ def build_config(args: argparse.Namespace) -> OperatorConfig:
         kubeconfig=args.kubeconfig or None,
         privileged_namespaces=privileged_namespaces,
         namespace_databases=namespace_databases,
+        proxy_tls=client_tls(
+            PROXY_TLS_FLAGS,
+            args.proxy_tls_ca,
+            args.proxy_tls_cert,
+            args.proxy_tls_key,
+            args.proxy_tls_server_name,
+        )
+        if args.proxy_tls_ca
+        else None,
     )

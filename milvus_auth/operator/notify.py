@@ -25,6 +25,8 @@ from milvus_auth.operator.config import ServiceRef
 from milvus_auth.operator.kube import JsonObject, KubeClient
 from milvus_auth.operator.metrics import OperatorMetrics
 from milvus_auth.protos import proxy_pb2, proxy_pb2_grpc
+from milvus_auth.tls import ClientTls
+from milvus_auth.tls import channel as connect
 
 log = logging.getLogger(__name__)
 INTERNAL_PORT_NAME = "internal"
@@ -98,8 +100,10 @@ class ProxyNotifier:
         token: str | None,
         timeout: float,
         metrics: OperatorMetrics,
+        tls: ClientTls | None = None,
     ) -> None:
         self.kube = kube
+        self._tls = tls
         self.service = service
         self.timeout = timeout
         self.metrics = metrics
@@ -168,7 +172,7 @@ class ProxyNotifier:
     ) -> bool:
         channel = self._channels.get(target)
         if channel is None:
-            channel = self._channels[target] = grpc.aio.insecure_channel(target)
+            channel = self._channels[target] = connect(target, self._tls)
         stub = proxy_pb2_grpc.ProxyStub(channel)
         try:
             status = await method(stub)(request, timeout=self.timeout, metadata=self._metadata)

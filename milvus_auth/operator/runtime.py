@@ -62,6 +62,7 @@ class OperatorRuntime:
                 token=self.config.internal_token,
                 timeout=self.config.proxy_timeout,
                 metrics=self.metrics,
+                tls=self.config.proxy_tls,
             )
         self._users = UserReconciler(
             store=self._store,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import ipaddress
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from milvus_auth.config import (
@@ -21,17 +20,11 @@ from milvus_auth.config import (
     parse_names,
     read_secret_file,
 )
+from milvus_auth.config import parse_non_negative_float as _non_negative_float
+from milvus_auth.config import parse_non_negative_int as _non_negative_int
 from milvus_auth.proxy.authn.ratelimit import RateLimitSettings
-
-
-@dataclass(frozen=True)
-class TlsSettings:
-    """The public port's certificate, and the CA that client certificates must chain to."""
-
-    certificate: bytes
-    private_key: bytes = field(repr=False)
-    client_ca: bytes | None = None
-    """When set, clients must present a certificate signed by this CA (mutual TLS)."""
+from milvus_auth.proxy.opsconfig import OpsSettings, add_ops_arguments, ops_settings
+from milvus_auth.tls import TlsSettings, server_tls
 
 
 @dataclass(frozen=True)
@@ -75,6 +68,8 @@ class ProxySettings:
     """Failed-login limits per username and per client address."""
     shutdown_grace: float = 10.0
     """Seconds in-flight calls get to finish after SIGTERM."""
+    ops: OpsSettings = field(default_factory=OpsSettings)
+    """TLS of the internal port and the upstream hop, failed-login lines, the access log."""
     log_level: str = "info"
     """Python logging level name."""
 
@@ -162,6 +157,7 @@ def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
         default=10.0,
         type=_non_negative_float,
     )
+    add_ops_arguments(parser)
 
 
 def proxy_settings(args: argparse.Namespace) -> ProxySettings:
@@ -194,7 +190,12 @@ def proxy_settings(args: argparse.Namespace) -> ProxySettings:
         internal_token=internal_token,
         upstream_token=_secret(args.upstream_token_file, non_empty="--upstream-token-file"),
         metrics_port=args.metrics_port,
-        tls=_tls(args.tls_cert, args.tls_key, args.tls_client_ca),
+        tls=server_tls(
+            ("--tls-cert", "--tls-key", "--tls-client-ca"),
+            args.tls_cert,
+            args.tls_key,
+            args.tls_client_ca,
+        ),
         rate_limits=_rate_limits(
             RateLimitSettings(
                 user_burst=args.rate_limit_user_burst,
@@ -207,6 +208,7 @@ def proxy_settings(args: argparse.Namespace) -> ProxySettings:
         ),
         shutdown_grace=args.shutdown_grace,
         log_level=args.log_level,
+        ops=ops_settings(args),
     )
 
 
@@ -250,23 +252,6 @@ def _secret(path: str | None, *, non_empty: str | None = None) -> str | None:
     return value
 
 
-def _tls(cert: str | None, key: str | None, client_ca: str | None) -> TlsSettings | None:
-    if bool(cert) != bool(key):
-        raise ConfigError("--tls-cert and --tls-key go together")
-    if not cert or not key:
-        if client_ca:
-            raise ConfigError("--tls-client-ca needs --tls-cert and --tls-key")
-        return None
-    return TlsSettings(_read(cert), _read(key), _read(client_ca) if client_ca else None)
-
-
-def _read(path: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as error:
-        raise ConfigError(f"cannot read {path}: {error.strerror}") from error
-
-
 def _check_address(text: str) -> None:
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
@@ -278,17 +263,3 @@ def _port(text: str) -> int:
     if not 0 <= port < 65536:
         raise argparse.ArgumentTypeError(f"a port is 0..65535, got {port}")
     return port
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value

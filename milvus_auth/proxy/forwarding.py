@@ -26,6 +26,7 @@ from pymilvus.grpc_gen import milvus_pb2
 from milvus_auth.proxy.authn.headers import AUTHORIZATION_METADATA, api_key_user_authorization
 from milvus_auth.proxy.authn.identity import Proof, current_identity
 from milvus_auth.proxy.metrics import ProxyMetrics
+from milvus_auth.tls import ClientTls, channel
 
 Context = grpc.aio.ServicerContext[bytes, bytes]
 Metadata = list[tuple[str, str | bytes]]
@@ -63,8 +64,15 @@ def method_shapes() -> dict[str, tuple[bool, bool]]:
 class Upstream:
     """The shared channel to the upstream Milvus and one forwarding handler per method."""
 
-    def __init__(self, target: str, *, metrics: ProxyMetrics, token: str | None = None) -> None:
-        self._channel = grpc.aio.insecure_channel(target, options=_UPSTREAM_OPTIONS)
+    def __init__(
+        self,
+        target: str,
+        *,
+        metrics: ProxyMetrics,
+        token: str | None = None,
+        tls: ClientTls | None = None,
+    ) -> None:
+        self._channel = channel(target, tls, _UPSTREAM_OPTIONS)
         self._metrics = metrics
         self._authorization = base64.b64encode(token.encode()).decode() if token else None
         self._shapes = method_shapes()

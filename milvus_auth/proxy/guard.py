@@ -23,30 +23,43 @@ Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"  # the stubs are generic,
 Check = Callable[[Any, Context], Awaitable[None]]
 
 
+Behaviour = Callable[..., Any]
+Rewrap = Callable[[Behaviour, bool], Behaviour]
+"""Makes a new behaviour from a handler's behaviour and whether the client sends one message."""
+
+
 def guard(handler: Handler, checks: Sequence[Check]) -> Handler:
     """The same handler (shape, (de)serializers) with `checks` awaited in order first."""
     if not checks:
         return handler
+    run = _in_order(tuple(checks))
+    return rewrapped(
+        handler,
+        returning=lambda behaviour, unary: _returning(behaviour, run, unary=unary),
+        streaming=lambda behaviour, unary: _streaming(behaviour, run, unary=unary),
+    )
+
+
+def rewrapped(handler: Handler, *, returning: Rewrap, streaming: Rewrap) -> Handler:
+    """The same handler (shape, (de)serializers) with its behaviour replaced: by `returning`
+    for the shapes with one response, by `streaming` for those with a response stream."""
     options = {
         "request_deserializer": handler.request_deserializer,
         "response_serializer": handler.response_serializer,
     }
-    run = _in_order(tuple(checks))
     if handler.unary_unary is not None:
-        return grpc.unary_unary_rpc_method_handler(
-            _returning(handler.unary_unary, run, unary=True), **options
-        )
+        return grpc.unary_unary_rpc_method_handler(returning(handler.unary_unary, True), **options)
     if handler.stream_unary is not None:
         return grpc.stream_unary_rpc_method_handler(
-            _returning(handler.stream_unary, run, unary=False), **options
+            returning(handler.stream_unary, False), **options
         )
     if handler.unary_stream is not None:
         return grpc.unary_stream_rpc_method_handler(
-            _streaming(handler.unary_stream, run, unary=True), **options
+            streaming(handler.unary_stream, True), **options
         )
     if handler.stream_stream is not None:
         return grpc.stream_stream_rpc_method_handler(
-            _streaming(handler.stream_stream, run, unary=False), **options
+            streaming(handler.stream_stream, False), **options
         )
     raise ValueError("a method handler without a behaviour")
 

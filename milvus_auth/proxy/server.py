@@ -20,10 +20,12 @@ import grpc
 
 from milvus_auth.core.grants import RbacLayout
 from milvus_auth.proxy.authn.apikeys import start_api_keys
+from milvus_auth.proxy.accesslog import AccessLog, LineWriter
 from milvus_auth.proxy.authn.authenticator import Authenticator
 from milvus_auth.proxy.authn.bcrypt_pool import BcryptPool
 from milvus_auth.proxy.authn.coherence import Coherence
 from milvus_auth.proxy.authn.interceptor import AuthInterceptor
+from milvus_auth.proxy.authn.loglimit import FailureLog
 from milvus_auth.proxy.authn.ratelimit import FailureLimiter
 from milvus_auth.proxy.authz import (
     Bypass,
@@ -37,10 +39,12 @@ from milvus_auth.proxy.config import ProxySettings, internal_port_open
 from milvus_auth.proxy.forwarding import CHANNEL_OPTIONS, Handler, Upstream
 from milvus_auth.proxy.guard import Check, guard
 from milvus_auth.proxy.metrics import ProxyMetrics
+from milvus_auth.proxy.opsconfig import OpsSettings
 from milvus_auth.proxy.services.credentials import CredentialService, credential_handlers
 from milvus_auth.proxy.services.internal import add_internal_services
 from milvus_auth.proxy.services.rbac import RbacService, RbacStores, rbac_handlers
 from milvus_auth.store import CredentialStore, PolicyStore, watch_policy, watch_users
+from milvus_auth.tls import add_port
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +83,8 @@ class HandlerWrapper(Protocol):
 class PublicRouter(grpc.GenericRpcHandler):
     """The proxy's own services (`local`, any number of handler maps) answer their methods,
     every other method goes to the upstream Milvus; each handler is wrapped once by
-    `wrappers`, then with the checks of `checks`, in order (authentication first).
+    `wrappers`, then with the checks of `checks`, in order (authentication first), then by
+    `outer` (the access log, which sees the checks' refusals too).
     """
 
     def __init__(
@@ -88,6 +93,7 @@ class PublicRouter(grpc.GenericRpcHandler):
         upstream: Upstream,
         checks: Sequence[CheckSource] = (),
         wrappers: Sequence[HandlerWrapper] = (),
+        outer: Sequence[HandlerWrapper] = (),
     ) -> None:
         self._local: dict[str, Handler] = {}
         for handlers in local:
@@ -98,6 +104,7 @@ class PublicRouter(grpc.GenericRpcHandler):
         self._upstream = upstream
         self._checks = tuple(checks)
         self._wrappers = tuple(wrappers)
+        self._outer = tuple(outer)
         self._handlers: dict[str, Handler] = {}
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> Handler | None:
@@ -109,6 +116,8 @@ class PublicRouter(grpc.GenericRpcHandler):
                 handler = wrapper.wrap(method, handler)
             found = (source.check_for(method) for source in self._checks)
             handler = guard(handler, [check for check in found if check is not None])
+            for wrapper in self._outer:
+                handler = wrapper.wrap(method, handler)
             if method in self._local or self._upstream.known(method):
                 # Cached only for real methods, so random paths cannot grow the table.
                 self._handlers[method] = handler
@@ -125,16 +134,26 @@ class RunningProxy:
     internal_port: int
 
 
-def _add_port(server: grpc.aio.Server, address: str, settings: ProxySettings) -> int:
-    tls = settings.tls
-    if tls is None:
-        return server.add_insecure_port(address)
-    credentials = grpc.ssl_server_credentials(
-        [(tls.private_key, tls.certificate)],
-        root_certificates=tls.client_ca,
-        require_client_auth=tls.client_ca is not None,
+def _logs(
+    ops: OpsSettings, stack: contextlib.AsyncExitStack
+) -> tuple[FailureLog, list[HandlerWrapper]]:
+    """The failed-login log, and the access log when on; each reports the failed logins it
+    suppressed until `stack` closes."""
+    failure_log = FailureLog(ops.failed_login_log, logging.getLogger(Authenticator.__module__))
+    stack.push_async_callback(_cancel, asyncio.create_task(failure_log.run()))
+    if ops.access_log is None:
+        return failure_log, []
+    access = AccessLog(
+        ops.access_log, LineWriter(ops.access_log), failed_logins=ops.failed_login_log
     )
-    return server.add_secure_port(address, credentials)
+    stack.push_async_callback(_cancel, asyncio.create_task(access.run()))
+    return failure_log, [access]
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 @contextlib.asynccontextmanager
@@ -149,7 +168,11 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
         pool = BcryptPool(cost=common.bcrypt_cost, metrics=metrics)
         stack.callback(pool.close)
         limiter = FailureLimiter(settings.rate_limits)
-        authenticator = Authenticator(store, limiter=limiter, pool=pool, metrics=metrics)
+        ops = settings.ops
+        failure_log, outer = _logs(ops, stack)
+        authenticator = Authenticator(
+            store, limiter=limiter, pool=pool, metrics=metrics, failure_log=failure_log
+        )
         coherence = Coherence.of_credentials(lambda: watch_users(store), authenticator.cache)
         # Started before the bootstrap's etcd round trips, so the watch has taken its start
         # revision before the public port verifies a login: nothing cached predates it.
@@ -173,7 +196,12 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
             )
             await policy_coherence.start()
             stack.push_async_callback(policy_coherence.stop)
-        upstream = Upstream(settings.upstream, metrics=metrics, token=settings.upstream_token)
+        upstream = Upstream(
+            settings.upstream,
+            metrics=metrics,
+            token=settings.upstream_token,
+            tls=ops.upstream_tls,
+        )
         stack.push_async_callback(upstream.close)
         credentials = CredentialService(
             store,
@@ -212,6 +240,7 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
                     upstream,
                     checks,
                     wrappers,
+                    outer,
                 ),
             )
         )
@@ -227,9 +256,9 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
         proxy = RunningProxy(
             public=public,
             internal=internal,
-            public_port=_add_port(public, f"{settings.host}:{settings.port}", settings),
-            internal_port=internal.add_insecure_port(
-                f"{settings.internal_host}:{settings.internal_port}"
+            public_port=add_port(public, f"{settings.host}:{settings.port}", settings.tls),
+            internal_port=add_port(
+                internal, f"{settings.internal_host}:{settings.internal_port}", ops.internal_tls
             ),
         )
         if settings.metrics_port:
@@ -262,7 +291,8 @@ async def serve(settings: ProxySettings) -> None:
                 "user may call every method, unlike a Milvus with authentication on"
             )
         log.info(
-            "proxy ready: public %s:%d -> upstream %s, internal %s:%d, auth %s, authz %s, tls %s",
+            "proxy ready: public %s:%d -> upstream %s, internal %s:%d, auth %s, authz %s, "
+            "tls %s, internal tls %s, upstream tls %s, access log %s",
             settings.host,
             proxy.public_port,
             settings.upstream,
@@ -271,6 +301,9 @@ async def serve(settings: ProxySettings) -> None:
             "on" if settings.auth_enabled else "off",
             "on" if settings.authorization_enabled else "off",
             "on" if settings.tls else "off",
+            "on" if settings.ops.internal_tls else "off",
+            "on" if settings.ops.upstream_tls else "off",
+            settings.ops.access_log.destination if settings.ops.access_log else "off",
         )
         await stop.wait()
         log.info("shutting down: in-flight calls get %.1f s", settings.shutdown_grace)

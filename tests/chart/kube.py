@@ -21,6 +21,7 @@ CUSTOM_RESOURCES = {
     "milvususers.v1alpha1.auth.milvus.io": {"kind": "MilvusUser", "namespaced": True},
     "milvusroles.v1alpha1.auth.milvus.io": {"kind": "MilvusRole", "namespaced": True},
     "servicemonitors.v1.monitoring.coreos.com": {"kind": "ServiceMonitor", "namespaced": True},
+    "certificates.v1.cert-manager.io": {"kind": "Certificate", "namespaced": True},
     "applications.v1alpha1.argoproj.io": {"kind": "Application", "namespaced": True},
     "gitrepositories.v1.source.toolkit.fluxcd.io": {"kind": "GitRepository", "namespaced": True},
     "kustomizations.v1.kustomize.toolkit.fluxcd.io": {"kind": "Kustomization", "namespaced": True},

@@ -69,8 +69,8 @@ def test_every_rendered_object_passes_kubernetes_schema(
     release = render(load_yaml(values_file) if values_file else {})[0]
     assert release.objects
     for obj in release.objects:
-        if obj["apiVersion"].startswith("monitoring.coreos.com/"):
-            continue  # prometheus-operator's CRD schema is not bundled offline
+        if obj["apiVersion"].startswith(("monitoring.coreos.com/", "cert-manager.io/")):
+            continue  # prometheus-operator's and cert-manager's CRD schemas are not bundled
         kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
 
 

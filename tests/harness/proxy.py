@@ -19,6 +19,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.harness.processes import ServerProcess, free_port, port_open
+from tests.harness.tls import TlsFiles
 
 ROOT_PASSWORD = "Milvus"  # Milvus's documented default, written to the root password file
 _METRIC_PREFIX = "milvus_auth_proxy_"
@@ -48,8 +49,13 @@ class ProxyProcess(ServerProcess):
         extra_args: Sequence[str] = (),
         env: dict[str, str] | None = None,
         name: str = "proxy",
+        internal_tls: TlsFiles | None = None,
+        internal_mutual: bool = False,
     ) -> None:
+        """`internal_tls`: TLS on the internal port with its server pair (mutual TLS with its
+        CA when `internal_mutual`); the readiness check then shows its client pair."""
         workdir.mkdir(parents=True, exist_ok=True)
+        self.internal_tls = internal_tls
         self.port = free_port()
         self.internal_port = free_port()
         self.metrics_port = free_port()
@@ -82,6 +88,11 @@ class ProxyProcess(ServerProcess):
         if internal_token is not None:
             token_file = _secret(workdir, f"{name}-internal-token", internal_token)
             argv += ["--internal-token-file", str(token_file)]
+        if internal_tls is not None:
+            argv += ["--internal-tls-cert", str(internal_tls.server_cert)]
+            argv += ["--internal-tls-key", str(internal_tls.server_key)]
+            if internal_mutual:
+                argv += ["--internal-tls-client-ca", str(internal_tls.ca)]
         super().__init__(
             name,
             [*argv, *extra_args],
@@ -97,7 +108,7 @@ class ProxyProcess(ServerProcess):
         that got the port first (or, rarely, connect to itself), and the test would then talk
         to the wrong server for its whole length.
         """
-        with grpc.insecure_channel(self.internal_address) as channel:
+        with self.internal_channel() as channel:
             try:
                 answer = health_pb2_grpc.HealthStub(channel).Check(
                     health_pb2.HealthCheckRequest(), timeout=0.5
@@ -105,6 +116,18 @@ class ProxyProcess(ServerProcess):
             except grpc.RpcError:
                 return False
         return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
+
+    def internal_channel(self) -> grpc.Channel:
+        """A channel to the internal port: TLS with the client pair when the port has TLS."""
+        tls = self.internal_tls
+        if tls is None:
+            return grpc.insecure_channel(self.internal_address)
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=tls.ca.read_bytes(),
+            private_key=tls.client_key.read_bytes(),
+            certificate_chain=tls.client_cert.read_bytes(),
+        )
+        return grpc.secure_channel(self.internal_address, credentials)
 
     @property
     def address(self) -> str:

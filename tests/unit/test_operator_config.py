@@ -143,3 +143,43 @@ def test_a_broken_kubeconfig_is_a_usage_error(
         kubeconfig.write_text(content)
     assert main(["operator", "--namespace", "a", "--kubeconfig", str(kubeconfig)]) == 1
     assert message in capsys.readouterr().err
+
+
+def test_proxy_tls_flags_read_their_files(tmp_path: Path) -> None:
+    pem = tmp_path / "ca.pem"
+    pem.write_text("-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n")
+    config = build_config(parse(["--namespace", "m"]))
+    assert config.proxy_tls is None
+    environ = {"MILVUS_AUTH_PROXY_TLS_CA": str(pem), "MILVUS_AUTH_PROXY_TLS_SERVER_NAME": "p.m.svc"}
+    config = build_config(parse(["--namespace", "m"], environ))
+    assert config.proxy_tls is not None
+    assert config.proxy_tls.ca == pem.read_bytes()
+    assert config.proxy_tls.server_name == "p.m.svc"
+    assert config.proxy_tls.certificate is None
+    key = tmp_path / "key.pem"
+    key.write_text("-----BEGIN PRIVATE KEY-----\nsecret-key-material\n")
+    both = ["--proxy-tls-cert", str(pem), "--proxy-tls-key", str(key)]
+    config = build_config(parse(["--namespace", "m", "--proxy-tls-ca", str(pem), *both]))
+    assert config.proxy_tls is not None
+    assert config.proxy_tls.private_key == key.read_bytes()
+    assert "secret-key-material" not in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--proxy-tls-cert", "c.pem"], "need --proxy-tls-ca"),
+        (["--proxy-tls-server-name", "x"], "need --proxy-tls-ca"),
+        (["--proxy-tls-ca", "/nonexistent/ca.pem"], "--proxy-tls-ca: cannot read /nonexistent"),
+        (["--proxy-tls-ca", "{pem}", "--proxy-tls-cert", "{pem}"], "go together"),
+        (["--proxy-tls-ca", "{text}"], "--proxy-tls-ca: {text} is not a PEM file"),
+    ],
+)
+def test_proxy_tls_flags_that_cannot_work(tmp_path: Path, argv: list[str], message: str) -> None:
+    pem, text = tmp_path / "ca.pem", tmp_path / "plain.txt"
+    pem.write_text("-----BEGIN CERTIFICATE-----\n")
+    text.write_text("plain\n")
+    filled = [part.format(pem=pem, text=text) for part in argv]
+    with pytest.raises(ConfigError, match="") as refused:
+        build_config(parse(["--namespace", "m", *filled]))
+    assert message.format(text=text) in str(refused.value)

@@ -83,6 +83,18 @@
   value: /etc/milvus-auth/tls/{{ $p.tls.clientCAKey }}
 {{- end }}
 {{- end }}
+{{- include "milvus-auth.proxy.tlsEnv" . }}
+- name: MILVUS_AUTH_FAILED_LOGIN_LOG_BURST
+  value: {{ $p.failedLoginLog.burst | quote }}
+- name: MILVUS_AUTH_FAILED_LOGIN_LOG_INTERVAL
+  value: {{ $p.failedLoginLog.interval | quote }}
+{{- if $p.accessLog.enabled }}
+# One JSON line per call on stdout, apart from the process log on stderr.
+- name: MILVUS_AUTH_ACCESS_LOG
+  value: "-"
+- name: MILVUS_AUTH_ACCESS_LOG_SAMPLE_RATE
+  value: {{ $p.accessLog.sampleRate | quote }}
+{{- end }}
 - name: MILVUS_AUTH_RATE_LIMIT_USER_BURST
   value: {{ $p.rateLimit.userBurst | quote }}
 - name: MILVUS_AUTH_RATE_LIMIT_USER_PER_SECOND
@@ -130,6 +142,7 @@
 {{- end }}
 - name: MILVUS_AUTH_PROXY_SERVICE
   value: {{ default (printf "%s/%s" .Release.Namespace (include "milvus-auth.proxy.internalService" .)) $o.proxyService | quote }}
+{{- include "milvus-auth.operator.tlsEnv" . }}
 - name: MILVUS_AUTH_RESYNC_PERIOD
   value: {{ $o.resyncPeriod | quote }}
 - name: MILVUS_AUTH_PROXY_TIMEOUT

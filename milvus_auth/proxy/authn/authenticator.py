@@ -18,6 +18,7 @@ from milvus_auth.core import cache_digest, digests_equal
 from milvus_auth.proxy.authn.bcrypt_pool import BcryptPool
 from milvus_auth.proxy.authn.cache import CredentialCache
 from milvus_auth.proxy.authn.headers import AUTH_CHECK_FAILURE, AuthFailure, Credentials
+from milvus_auth.proxy.authn.loglimit import FailureLog, LogLimitSettings
 from milvus_auth.proxy.authn.ratelimit import FailureLimiter
 from milvus_auth.proxy.authn.verifier import (
     AuthUnavailable,
@@ -44,8 +45,11 @@ class Authenticator:
         pool: BcryptPool,
         metrics: ProxyMetrics,
         cache: CredentialCache | None = None,
+        failure_log: FailureLog | None = None,
     ) -> None:
         self.cache = cache or CredentialCache()
+        # Failed-login lines are bounded per username and client address (loglimit.py).
+        self.failure_log = failure_log or FailureLog(LogLimitSettings(), log)
         self._limiter = limiter
         self._pool = pool
         self._metrics = metrics
@@ -134,9 +138,7 @@ class Authenticator:
     def header_refused(self, failure: AuthFailure, *, peer: str, method: str) -> None:
         """Count and log a call refused before any username was known (bad or no header)."""
         self._metrics.auth_results.labels("failure", failure.reason).inc()
-        log.warning(
-            "auth failure user=None peer=%s method=%s reason=%s", peer, method, failure.reason
-        )
+        self.failure_log.failure(None, peer=peer, method=method, reason=failure.reason)
 
     def _refuse(self, credentials: Credentials, *, peer: str, method: str, reason: str) -> NoReturn:
         self._limiter.record_failure(credentials.username, peer)
@@ -144,11 +146,5 @@ class Authenticator:
 
     def _fail(self, credentials: Credentials, *, peer: str, method: str, reason: str) -> NoReturn:
         self._metrics.auth_results.labels("failure", reason).inc()
-        log.warning(
-            "auth failure user=%s peer=%s method=%s reason=%s",
-            shown_username(credentials.username),
-            peer,
-            method,
-            reason,
-        )
+        self.failure_log.failure(credentials.username, peer=peer, method=method, reason=reason)
         raise AuthFailure(AUTH_CHECK_FAILURE, reason)

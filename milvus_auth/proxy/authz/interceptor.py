@@ -20,6 +20,7 @@ from milvus_auth.core.privilege_table import METHOD_PRIVILEGES, UNCHECKED_METHOD
 from milvus_auth.proxy.authn.identity import current_identity
 from milvus_auth.proxy.authz.cache import PolicyCache
 from milvus_auth.proxy.authz.decision import Bypass, allowed, denial
+from milvus_auth.proxy.authz.note import Decision, note_decision
 from milvus_auth.proxy.authz.objects import ObjectReader, request_bytes
 from milvus_auth.proxy.errors import PermissionDenied
 from milvus_auth.proxy.guard import Check, Context
@@ -66,10 +67,13 @@ class PrivilegeInterceptor:
             names = reader.names(data)
             granted_role = reader.granted_role(data)
             if bypass.passes(identity, user_management=user_management):
+                note_decision(Decision.BYPASS)
                 return
             policy = cache.ready() or await cache.current()
             if allowed(policy, cache.permits, identity, rule, name, names, granted_role):
+                note_decision(Decision.ALLOWED)
                 return
+            note_decision(Decision.DENIED)
             log.info(
                 "permission denied user=%s method=%s privilege=%s db=%s",
                 shown_username(identity.username),
@@ -88,7 +92,9 @@ class PrivilegeInterceptor:
         async def check(_: Any, __: Context) -> None:
             identity = current_identity()
             if identity is not None and bypass.passes(identity, user_management=False):
+                note_decision(Decision.BYPASS)
                 return
+            note_decision(Decision.DENIED)
             user = "" if identity is None else identity.username
             log.info(
                 "permission denied user=%s method=%s unknown", shown_username(user), shown_method
