@@ -20,6 +20,7 @@ from milvus_auth.core import (
     CredentialRecord,
     MalformedRecord,
     UserExists,
+    UserLimitReached,
     cache_digest,
     hash_password,
     verify_password,
@@ -82,6 +83,7 @@ class Reconciler:
         permissions: Permissions,
         policy: PolicyStore,
         password_policy: PasswordPolicy | None = None,
+        max_users: int | None = None,
     ) -> None:
         self.store = store
         self.claims = claims
@@ -91,6 +93,7 @@ class Reconciler:
         self.bcrypt_cost = bcrypt_cost
         self.permissions = permissions
         self.password_policy = password_policy or PasswordPolicy()
+        self.max_users = max_users
         self.bindings = BindingWriter(policy=policy, notifier=notifier, metrics=metrics)
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         # What this process applied last, per resource uid. kopf hands handlers the body of the
@@ -137,6 +140,9 @@ class Reconciler:
             )
         except UserExists:
             return await self._lost_create(spec)
+        except UserLimitReached as error:
+            # Not stalled: a user deleted elsewhere makes room, and the retry backs off to 30 s.
+            return Outcome(Reason.USER_LIMIT_REACHED, f"{error.reason}; retrying")
         except MalformedRecord as error:
             # Stock Milvus cannot read it either; a human decides (e.g. `milvus-auth users`).
             return Outcome(Reason.INVALID_RECORD, error.reason)
@@ -182,7 +188,8 @@ class Reconciler:
                 write = Write.UPDATE
         if write is Write.CREATE:
             hashed = await self._hash(secret.password)
-            revision = await self.store.create(CredentialRecord(spec.username, hashed))
+            record = CredentialRecord(spec.username, hashed)
+            revision = await self.store.create(record, max_users=self.max_users)
             self.metrics.etcd_writes.labels("create").inc()
         elif write is Write.UPDATE:
             assert stored is not None

@@ -72,6 +72,7 @@ class OperatorRuntime:
             bcrypt_cost=common.bcrypt_cost,
             permissions=self.permissions,
             password_policy=common.password_policy,
+            max_users=common.max_users,
             policy=self._policy,
         )
         self._roles = RoleReconciler(
