@@ -51,6 +51,9 @@ def configure(settings: kopf.OperatorSettings, runtime: OperatorRuntime) -> None
     # The `labels=` filter of the Secret handler runs in the client: without a server-side
     # selector the operator would list, watch and hold every Secret it may read.
     settings.watching.label_selectors["v1", "secrets"] = SECRET_SELECTOR
+    # Peering (--peering): keep-alives are not logged; a peer silent for the lifetime is dead.
+    settings.peering.stealth = True
+    settings.peering.lifetime = runtime.config.peering_lifetime
     # Without a server-side timeout a silently dropped watch connection is never noticed.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
@@ -224,7 +227,8 @@ async def run_operator(
         clusterwide=config.all_namespaces,
         namespaces=list(config.namespaces),
         standalone=config.peering is None,
-        peering_name=config.peering,
+        peering_name=config.peering,  # a name makes peering mandatory: paused until it is seen
+        priority=config.peering_priority,
         liveness_endpoint=config.liveness,
         stop_flag=stop_flag,
         ready_flag=ready_flag,
