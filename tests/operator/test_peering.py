@@ -55,19 +55,7 @@ async def test_the_standby_takes_over_when_the_active_operator_is_killed(
     tmp_path: Path,
 ) -> None:
     declare_peering(api)
-    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", str(api.url))
-
-    def operator(name: str) -> OperatorProcess:
-        return OperatorProcess(
-            tmp_path,
-            name=name,
-            kubeconfig=kubeconfig,
-            etcd_endpoint=etcd.endpoint,
-            meta_root=meta_root,
-            extra_args=["--peering", PEERING, "--peering-lifetime", str(LIFETIME)],
-        )
-
-    active, standby = operator("operator-a"), operator("operator-b")
+    active, standby = _operators(api, etcd, meta_root, tmp_path, lifetime=LIFETIME)
     try:
         await asyncio.to_thread(active.start)
         await cluster.put_secret("shared", PASSWORD)
@@ -118,19 +106,8 @@ async def test_a_clean_stop_hands_over_at_once(
     """SIGTERM (a rollout, a drained node): the active operator removes itself from the
     peering as it exits, so the standby does not wait for the lifetime to run out."""
     declare_peering(api)
-    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", str(api.url))
-    lifetime = 60  # long: only the goodbye can explain a quick takeover
-    processes = [
-        OperatorProcess(
-            tmp_path,
-            name=name,
-            kubeconfig=kubeconfig,
-            etcd_endpoint=etcd.endpoint,
-            meta_root=meta_root,
-            extra_args=["--peering", PEERING, "--peering-lifetime", str(lifetime)],
-        )
-        for name in ("operator-a", "operator-b")
-    ]
+    # A long lifetime: only the goodbye can explain a quick takeover.
+    processes = _operators(api, etcd, meta_root, tmp_path, lifetime=60)
     active, standby = processes
     try:
         for process in processes:
@@ -148,6 +125,24 @@ async def test_a_clean_stop_hands_over_at_once(
     finally:
         for process in processes:
             await asyncio.to_thread(process.stop)
+
+
+def _operators(
+    api: kmock.KubernetesEmulator, etcd: EtcdServer, meta_root: str, workdir: Path, *, lifetime: int
+) -> list[OperatorProcess]:
+    """Two peered operator processes (not started) watching NAMESPACE on kmock."""
+    kubeconfig = write_kubeconfig(workdir / "kubeconfig", str(api.url))
+    return [
+        OperatorProcess(
+            workdir,
+            name=name,
+            kubeconfig=kubeconfig,
+            etcd_endpoint=etcd.endpoint,
+            meta_root=meta_root,
+            extra_args=["--peering", PEERING, "--peering-lifetime", str(lifetime)],
+        )
+        for name in ("operator-a", "operator-b")
+    ]
 
 
 def _peers(api: kmock.KubernetesEmulator) -> dict[str, object]:
