@@ -47,6 +47,7 @@ class OperatorProcess(ServerProcess):
             log_path=workdir / f"{name}.log",
             ready=self._metrics_answer,
             env={"POD_ID": name},  # kopf's peer identity
+            start_timeout=90.0,  # importing kopf and kubernetes takes long on a busy machine
         )
 
     def _metrics_answer(self) -> bool:
