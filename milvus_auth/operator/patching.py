@@ -6,9 +6,13 @@ API server refuses it (409 Conflict, 422 from a validation race such as kubernet
 and the status waits for the object's next event, up to a resync period. The MilvusUser
 handlers write their status here instead, at once, retrying with backoff.
 
-A 422 is retried too, because the validation race is indistinguishable from a real refusal;
-a status this operator builds always passes its CRD's schema, so a real one ends after the
-last retry, as a `KubeError` the caller reports.
+Only answered refusals are retried: the write did not happen, so sending it again cannot
+overtake a later write. A request left without an answer (a timeout, a dropped connection)
+may still be applied, so it is not sent again here; the caller hands the status to kopf. A
+422 is retried too, because the validation race looks like a real refusal; a status this
+operator builds always passes its CRD's schema, so a real one ends after the last retry, as a
+`KubeError` the caller reports. Status writes get a long timeout, so that a slow API server
+answers rather than leaving a write in flight.
 """
 
 from __future__ import annotations
@@ -25,11 +29,13 @@ log = logging.getLogger(__name__)
 # About 8 s in all: long enough for a validation race or a leader change, short enough that a
 # reconcile never holds its lock for long.
 DEFAULT_DELAYS = (0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 3.0)
-_TRANSIENT = frozenset({0, 409, 422, 429})  # 0: no answer (connection refused, timeout)
+STATUS_TIMEOUT = 60.0
+_TRANSIENT = frozenset({409, 422, 429})
 
 
 def is_transient(status: int) -> bool:
-    """Whether the same request may well succeed if sent again in a moment."""
+    """Whether the API server refused for a reason that may be gone in a moment (0, no
+    answer at all, is not: the request may still be applied)."""
     return status in _TRANSIENT or status >= 500
 
 
@@ -50,7 +56,8 @@ class StatusWriter:
         delays = iter(self.delays)
         while True:
             try:
-                await self.kube.patch(f"{path}/status", {"status": dict(status)})
+                body = {"status": dict(status)}
+                await self.kube.patch(f"{path}/status", body, time_limit=STATUS_TIMEOUT)
             except KubeError as error:
                 if error.status == 404:
                     return False
