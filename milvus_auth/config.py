@@ -17,7 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from milvus_auth.core import DEFAULT_BCRYPT_COST, DEFAULT_META_ROOT, KeyLayout, LayoutName
-from milvus_auth.core.credentials import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from milvus_auth.core.credentials import (
+    DEFAULT_MAX_USERS,
+    MAX_PASSWORD_LENGTH,
+    MIN_PASSWORD_LENGTH,
+)
 from milvus_auth.core.hashing import MAX_BCRYPT_COST, MIN_BCRYPT_COST
 from milvus_auth.core.passwords import CLASS_NAMES, MAX_SCORE, PasswordPolicy
 from milvus_auth.store import Endpoint, EtcdSettings
@@ -133,6 +137,8 @@ class CommonSettings:
     bcrypt_cost: int
     password_policy: PasswordPolicy = field(default_factory=PasswordPolicy)
     """What every new password must satisfy (Milvus's own rule by default)."""
+    max_users: int = DEFAULT_MAX_USERS
+    """Most users a create may leave in etcd (Milvus's `proxy.maxUserNum`), root included."""
 
 
 def add_common_arguments(
@@ -167,6 +173,13 @@ def add_common_arguments(
         help="bcrypt cost of new hashes",
         default=DEFAULT_BCRYPT_COST,
         type=parse_cost,
+    )
+    option(
+        "--max-users",
+        help="most users etcd may hold: a create beyond it is refused, atomically across "
+        "every proxy, the operator and this CLI (Milvus's proxy.maxUserNum; root counts)",
+        default=DEFAULT_MAX_USERS,
+        type=_bounded(1, 1_000_000),
     )
     policy = parser.add_argument_group("password policy (new passwords only)")
     option = _grouped(policy, environ)
@@ -229,6 +242,7 @@ def common_settings(args: argparse.Namespace) -> CommonSettings:
         etcd=etcd,
         layout=KeyLayout(args.layout, args.meta_root),
         bcrypt_cost=args.bcrypt_cost,
+        max_users=args.max_users,
         password_policy=PasswordPolicy(
             min_length=args.password_min_length,
             min_classes=args.password_min_classes,

@@ -91,7 +91,8 @@ async def _create(
     password = _read_password(args.password_file)
     settings.password_policy.check(username, password)
     hashed = await asyncio.to_thread(hash_password, password, settings.bcrypt_cost)
-    revision = await store.create(CredentialRecord(username, hashed))
+    record = CredentialRecord(username, hashed)
+    revision = await store.create(record, max_users=settings.max_users)
     print(f"created {username} at revision {revision}")
 
 

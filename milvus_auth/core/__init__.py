@@ -4,6 +4,7 @@ from milvus_auth.core.credentials import (
     DEFAULT_ROOT_PASSWORD,
     ROOT_USERNAME,
     USERNAME_PATTERN,
+    ensure_creatable,
     ensure_deletable,
     validate_password,
     validate_username,
@@ -15,6 +16,7 @@ from milvus_auth.core.errors import (
     OldPasswordMismatch,
     PrivilegeNotPermitted,
     UserExists,
+    UserLimitReached,
     UserNotFound,
 )
 from milvus_auth.core.hashing import (
@@ -41,9 +43,11 @@ __all__ = [
     "OldPasswordMismatch",
     "PrivilegeNotPermitted",
     "UserExists",
+    "UserLimitReached",
     "UserNotFound",
     "cache_digest",
     "digests_equal",
+    "ensure_creatable",
     "ensure_deletable",
     "hash_password",
     "validate_password",

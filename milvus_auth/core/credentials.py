@@ -6,12 +6,20 @@ printed as a number.
 
 from __future__ import annotations
 
-from milvus_auth.core.errors import InvalidParameter, PrivilegeNotPermitted
+from collections.abc import Collection
+
+from milvus_auth.core.errors import (
+    InvalidParameter,
+    PrivilegeNotPermitted,
+    UserExists,
+    UserLimitReached,
+)
 
 ROOT_USERNAME = "root"
 DEFAULT_ROOT_PASSWORD = "Milvus"  # noqa: S105  (Milvus's documented default, for dev only)
 MAX_USERNAME_LENGTH = 32
 MIN_PASSWORD_LENGTH = 6
+DEFAULT_MAX_USERS = 100  # Milvus's proxy.maxUserNum
 MAX_PASSWORD_LENGTH = 72  # bcrypt ignores bytes past 72, so Milvus refuses them
 # Milvus accepts `.` and `-` after the first character since mid-2025.
 _USERNAME_TAIL = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
@@ -53,6 +61,15 @@ def validate_password(password: str) -> None:
             "invalid password length",
             f"{size} out of range {MIN_PASSWORD_LENGTH} <= value <= {MAX_PASSWORD_LENGTH}",
         )
+
+
+def ensure_creatable(username: str, existing: Collection[str], *, max_users: int | None) -> None:
+    """A new user needs a free name and, under a limit, room: Milvus's RootCoord refuses
+    `len(existing) >= maxUserNum` (root counts, as it has a record)."""
+    if username in existing:
+        raise UserExists(username)
+    if max_users is not None and len(existing) >= max_users:
+        raise UserLimitReached
 
 
 def ensure_deletable(username: str) -> None:

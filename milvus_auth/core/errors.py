@@ -44,6 +44,14 @@ class UserExists(CredentialError):
         super().__init__(f"user already exists: {username}")
 
 
+class UserLimitReached(CredentialError):
+    """Creating one user more than the limit (Milvus's `proxy.maxUserNum`) allows; Milvus
+    2.3's RootCoord text and code (a plain error, so 65535)."""
+
+    def __init__(self) -> None:
+        super().__init__("unable to add user because the number of users has reached the limit")
+
+
 class UserNotFound(CredentialError):
     """Reading or changing a user that has no record."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,15 @@ PROXY_TLS_FLAGS = ("--proxy-tls-ca", "--proxy-tls-cert", "--proxy-tls-key")
 
 DEFAULT_RESYNC_PERIOD = 300.0
 DEFAULT_PROXY_TIMEOUT = 2.0
+DEFAULT_PEERING_LIFETIME = 15
+# Priorities fall as start times rise (microseconds, so two pods never tie: kopf pauses every
+# operator of a tied priority), and stay below 2**53 so every JSON reader keeps them exact.
+_PRIORITY_CEILING = 2**53
+
+
+def start_priority(started: float) -> int:
+    """The kopf peering priority of an operator started at `started` (Unix seconds)."""
+    return _PRIORITY_CEILING - int(started * 1_000_000)
 
 
 @dataclass(frozen=True)
@@ -71,6 +81,12 @@ class OperatorConfig:
     """Port of the Prometheus metrics endpoint; None disables it."""
     peering: str | None = None
     """kopf peering name for hot standby; None runs standalone."""
+    peering_priority: int = field(default_factory=lambda: start_priority(time.time()))
+    """Among peered operators the highest priority is active; by default the one that
+    started first, so a new pod joins as a standby and never preempts the active one."""
+    peering_lifetime: int = DEFAULT_PEERING_LIFETIME
+    """Seconds a silent peer is still taken as alive: how long a standby waits after the
+    active operator died without a goodbye (a clean stop hands over at once)."""
     kubeconfig: str | None = None
     """An explicit kubeconfig file; None finds the cluster as kopf and kubectl do."""
     privileged_namespaces: frozenset[str] = frozenset()
@@ -146,6 +162,19 @@ def add_arguments(
     option("--metrics-port", help="serve Prometheus metrics on this port", type=int)
     option("--peering", help="kopf peering name for hot standby (unset: standalone)")
     option(
+        "--peering-priority",
+        help="this operator's kopf peering priority; the highest live one is active (unset: "
+        "derived from the start time, so the longest-running operator stays active)",
+        type=int,
+    )
+    option(
+        "--peering-lifetime",
+        help="seconds a peer that stopped sending keep-alives still counts as alive: the "
+        "standby's takeover delay after the active operator dies",
+        default=DEFAULT_PEERING_LIFETIME,
+        type=int,
+    )
+    option(
         "--privileged-namespaces",
         help="comma-separated namespaces whose MilvusUsers may set allowRoot or adopt a Milvus "
         "user the operator did not create (unset: the operator's own namespace, "
@@ -192,6 +221,8 @@ def build_config(args: argparse.Namespace) -> OperatorConfig:
         raise ConfigError("--namespace takes exact names, not patterns")
     if args.resync_period <= 0 or args.proxy_timeout <= 0:
         raise ConfigError("--resync-period and --proxy-timeout must be positive")
+    if args.peering_lifetime < 2:
+        raise ConfigError("--peering-lifetime must be at least 2 seconds")
     if args.kubeconfig and not Path(args.kubeconfig).is_file():
         raise ConfigError(f"--kubeconfig {args.kubeconfig}: no such file")
     privileged = args.privileged_namespaces
@@ -223,6 +254,10 @@ def build_config(args: argparse.Namespace) -> OperatorConfig:
         liveness=args.liveness or None,
         metrics_port=args.metrics_port,
         peering=args.peering or None,
+        peering_priority=(
+            start_priority(time.time()) if args.peering_priority is None else args.peering_priority
+        ),
+        peering_lifetime=args.peering_lifetime,
         kubeconfig=args.kubeconfig or None,
         privileged_namespaces=privileged_namespaces,
         namespace_databases=namespace_databases,

@@ -11,6 +11,7 @@ from milvus_auth.operator.config import OperatorConfig
 from milvus_auth.operator.kube import KubeClient
 from milvus_auth.operator.metrics import OperatorMetrics
 from milvus_auth.operator.notify import Notifier, ProxyNotifier
+from milvus_auth.operator.patching import StatusWriter
 from milvus_auth.operator.permissions import Permissions
 from milvus_auth.operator.roles.act import RoleReconciler
 from milvus_auth.operator.users.act import UserReconciler
@@ -20,12 +21,14 @@ ROLE_CLAIMS = "role-claims"
 
 
 class OperatorRuntime:
-    """etcd stores and claims, the Kubernetes client, the proxy notifier, the reconcilers."""
+    """etcd stores and claims, the Kubernetes client and status writer, the proxy notifier,
+    the reconcilers."""
 
     def __init__(self, config: OperatorConfig, *, notifier: Notifier | None = None) -> None:
         self.config = config
         self.metrics = OperatorMetrics()
         self.kube = KubeClient()
+        self.status = StatusWriter(self.kube)
         self._notifier_override = notifier
         self._proxy_notifier: ProxyNotifier | None = None
         self._store: CredentialStore | None = None
@@ -73,6 +76,7 @@ class OperatorRuntime:
             bcrypt_cost=common.bcrypt_cost,
             permissions=self.permissions,
             password_policy=common.password_policy,
+            max_users=common.max_users,
             policy=self._policy,
         )
         self._roles = RoleReconciler(

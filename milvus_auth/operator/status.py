@@ -46,6 +46,7 @@ class Reason(enum.StrEnum):
     ROLE_NOT_FOUND = "RoleNotFound"
     INVALID_RECORD = "InvalidRecord"
     KUBERNETES_UNAVAILABLE = "KubernetesUnavailable"
+    USER_LIMIT_REACHED = "UserLimitReached"
 
 
 # Reasons that need a human: the operator stops retrying (until the spec or Secret changes).

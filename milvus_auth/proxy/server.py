@@ -212,6 +212,7 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
             password_policy=common.password_policy,
             auth_enabled=settings.auth_enabled,
             admin_check=policy is None,
+            max_users=common.max_users,
         )
         rbac = RbacService(RbacStores(policy_store, store, policy or NoPolicyCache()))
         await rbac.roles.ensure_default_roles()

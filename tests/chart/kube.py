@@ -20,6 +20,8 @@ NAMESPACE = "milvus"
 CUSTOM_RESOURCES = {
     "milvususers.v1alpha1.auth.milvus.io": {"kind": "MilvusUser", "namespaced": True},
     "milvusroles.v1alpha1.auth.milvus.io": {"kind": "MilvusRole", "namespaced": True},
+    "kopfpeerings.v1.kopf.dev": {"kind": "KopfPeering", "namespaced": True},
+    "clusterkopfpeerings.v1.kopf.dev": {"kind": "ClusterKopfPeering", "namespaced": False},
     "servicemonitors.v1.monitoring.coreos.com": {"kind": "ServiceMonitor", "namespaced": True},
     "certificates.v1.cert-manager.io": {"kind": "Certificate", "namespaced": True},
     "applications.v1alpha1.argoproj.io": {"kind": "Application", "namespaced": True},

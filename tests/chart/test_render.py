@@ -14,12 +14,14 @@ import kubernetes_validate
 import pytest
 
 from tests.chart.conftest import (
+    CHART,
     VALUES_FILES,
     Release,
     Render,
     RenderError,
     containers,
     env_of,
+    load_all,
     load_yaml,
     needs_helm,
 )
@@ -146,6 +148,7 @@ def test_password_policy_is_strict_by_default_and_can_be_milvus_own(render: Rend
         assert env["MILVUS_AUTH_PASSWORD_MIN_LENGTH"] == "12"
         assert env["MILVUS_AUTH_PASSWORD_MIN_CLASSES"] == "3"
         assert env["MILVUS_AUTH_PASSWORD_MIN_SCORE"] == "3"
+        assert env["MILVUS_AUTH_MAX_USERS"] == "100"  # the same limit on proxies and operator
     lenient = {"passwordPolicy": {"minLength": 6, "minClasses": 0, "minScore": -1}}
     for deployment in render(lenient)[0].find("Deployment"):
         (container,) = containers(deployment)
@@ -374,16 +377,61 @@ def test_cluster_scope_may_write_only_what_it_needs(render: Render) -> None:
     assert not any("kopf.dev" in rule["apiGroups"] for rule in rules)  # standalone
 
 
-def test_peering_adds_its_rbac(render: Render) -> None:
+def test_peering_adds_its_object_and_rbac(render: Render) -> None:
     release = render({"operator": {"scope": "cluster", "peering": "milvus-auth"}})[0]
     (container,) = containers(release.one("Deployment", "-operator"))
-    assert env_of(container)["MILVUS_AUTH_PEERING"] == "milvus-auth"
+    env = env_of(container)
+    assert env["MILVUS_AUTH_PEERING"] == "milvus-auth"
+    assert env["MILVUS_AUTH_PEERING_LIFETIME"] == "15"
+    identity = next(item for item in container["env"] if item["name"] == "POD_ID")
+    assert identity["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     rules = release.one("ClusterRole")["rules"]
     assert {
         "apiGroups": ["kopf.dev"],
         "resources": ["clusterkopfpeerings"],
         "verbs": ["get", "list", "watch", "patch"],
     } in rules
+    (peering,) = release.find("ClusterKopfPeering")
+    assert peering["apiVersion"] == "kopf.dev/v1"
+    assert peering["metadata"]["name"] == "milvus-auth"
+    assert "namespace" not in peering["metadata"]
+    assert release.find("KopfPeering") == []
+
+
+def test_two_replicas_run_a_hot_standby_peering_in_every_watched_namespace(
+    render: Render,
+) -> None:
+    values = {"operator": {"replicas": 2, "watchNamespaces": ["team-a", "team-b"]}}
+    release = render(values)[0]
+    operator = release.one("Deployment", "-operator")
+    assert operator["spec"]["replicas"] == 2
+    assert operator["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    (container,) = containers(operator)
+    name = operator["metadata"]["name"]
+    assert env_of(container)["MILVUS_AUTH_PEERING"] == name  # the default peering name
+    peerings = release.find("KopfPeering")
+    assert {(p["metadata"]["namespace"], p["metadata"]["name"]) for p in peerings} == {
+        ("team-a", name),
+        ("team-b", name),
+    }
+    for role in release.find("Role", "-operator"):
+        assert {
+            "apiGroups": ["kopf.dev"],
+            "resources": ["kopfpeerings"],
+            "verbs": ["get", "list", "watch", "patch"],
+        } in role["rules"]
+
+
+def test_kopf_peering_crds_ship_in_the_crds_folder() -> None:
+    crds = load_all(CHART / "crds" / "kopf-peering.yaml")
+    assert {(crd["spec"]["names"]["kind"], crd["spec"]["scope"]) for crd in crds} == {
+        ("KopfPeering", "Namespaced"),
+        ("ClusterKopfPeering", "Cluster"),
+    }
+    assert {crd["spec"]["group"] for crd in crds} == {"kopf.dev"}
 
 
 def test_extra_flags_become_variables_but_never_twice(render: Render) -> None:

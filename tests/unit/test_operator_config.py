@@ -9,7 +9,7 @@ import pytest
 
 from milvus_auth.cli import build_parser, main
 from milvus_auth.config import ConfigError
-from milvus_auth.operator.config import ServiceRef, add_arguments, build_config
+from milvus_auth.operator.config import ServiceRef, add_arguments, build_config, start_priority
 
 
 def parse(argv: list[str], environ: dict[str, str] | None = None) -> argparse.Namespace:
@@ -98,11 +98,26 @@ def test_all_namespaces() -> None:
         (["--namespace", "a", "--resync-period", "0"], "must be positive"),
         (["--namespace", "a", "--privileged-namespaces", "ops-*"], "exact names"),
         (["--namespace", "a", "--namespace-databases", "team=*"], "--namespace-databases"),
+        (["--namespace", "a", "--peering-lifetime", "1"], "at least 2 seconds"),
     ],
 )
 def test_refused_combinations(argv: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         build_config(parse(argv))
+
+
+def test_peering_priority_ranks_the_earliest_started_operator_highest() -> None:
+    earlier = build_config(parse(["--namespace", "a", "--peering", "p"]))
+    later = build_config(parse(["--namespace", "a", "--peering", "p"]))
+    assert earlier.peering_priority > later.peering_priority
+    assert start_priority(1_800_000_000.0) > start_priority(1_800_000_000.000001)
+    assert 0 < start_priority(4_000_000_000.0) < 2**53  # exact in every JSON reader
+    assert earlier.peering_lifetime == 15
+    chosen = parse(["--namespace", "a", "--peering-priority", "100", "--peering-lifetime", "5"])
+    assert (build_config(chosen).peering_priority, build_config(chosen).peering_lifetime) == (
+        100,
+        5,
+    )
 
 
 def test_bad_proxy_service_is_a_usage_error() -> None:

@@ -12,6 +12,8 @@
   value: {{ .Values.etcd.timeout | quote }}
 - name: MILVUS_AUTH_BCRYPT_COST
   value: {{ .Values.bcryptCost | quote }}
+- name: MILVUS_AUTH_MAX_USERS
+  value: {{ .Values.maxUsers | quote }}
 - name: MILVUS_AUTH_PASSWORD_MIN_LENGTH
   value: {{ .Values.passwordPolicy.minLength | quote }}
 - name: MILVUS_AUTH_PASSWORD_MIN_CLASSES
@@ -147,9 +149,16 @@
   value: {{ $o.resyncPeriod | quote }}
 - name: MILVUS_AUTH_PROXY_TIMEOUT
   value: {{ $o.proxyTimeout | quote }}
-{{- with $o.peering }}
+{{- with include "milvus-auth.operator.peering" . }}
 - name: MILVUS_AUTH_PEERING
   value: {{ . | quote }}
+- name: MILVUS_AUTH_PEERING_LIFETIME
+  value: {{ $o.peeringLifetime | quote }}
+# kopf's peer identity: the pod's name, so the peering object says which pod is which.
+- name: POD_ID
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
 {{- end }}
 - name: MILVUS_AUTH_LIVENESS
   value: {{ printf "http://0.0.0.0:%v/healthz" $o.ports.health | quote }}

@@ -83,6 +83,18 @@ app.kubernetes.io/component: {{ .component }}
 {{- default (printf "%s-root-password" (include "milvus-auth.fullname" .)) .Values.proxy.rootPassword.existingSecret }}
 {{- end }}
 
+{{/*
+The kopf peering name: operator.peering, or the operator's name when operator.replicas > 1
+(a hot standby needs peering); empty runs standalone.
+*/}}
+{{- define "milvus-auth.operator.peering" -}}
+{{- if .Values.operator.peering }}
+{{- .Values.operator.peering }}
+{{- else if gt (int .Values.operator.replicas) 1 }}
+{{- include "milvus-auth.operator.fullname" . }}
+{{- end }}
+{{- end }}
+
 {{/* The namespaces the operator watches when scope is namespaced. */}}
 {{- define "milvus-auth.operator.namespaces" -}}
 {{- if .Values.operator.watchNamespaces }}

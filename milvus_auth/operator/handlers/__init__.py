@@ -3,7 +3,9 @@
 For MilvusUsers and MilvusRoles alike, create, resume and update share one reconcile (id
 `reconcile`); a timer re-checks every resource each resync period (drift repair); deletion sits
 behind the `auth.milvus.io/finalizer`. This module holds the lifecycle, the MilvusUsers and
-their Secrets; `roles` the MilvusRoles; `common` what both share.
+their Secrets; `roles` the MilvusRoles; `common` what both share. A MilvusUser's status is
+written at once by the runtime's `StatusWriter`, which retries transient refusals, instead of
+being left in kopf's patch (which kopf sends once and drops when refused).
 Secrets labelled `auth.milvus.io/watch: "true"` (selected by the API server, not in the
 client) are watched with an event handler that never writes to the Secret: it marks the
 MilvusUsers using it (annotation `trigger.auth.milvus.io/secret-version`), which kopf sees as
@@ -20,7 +22,7 @@ import kopf
 import yaml
 
 from milvus_auth.config import ConfigError
-from milvus_auth.operator.handlers.common import REMOVAL_RETRIES, backoff, record
+from milvus_auth.operator.handlers.common import REMOVAL_RETRIES, backoff, record_now
 from milvus_auth.operator.handlers.roles import register_roles
 from milvus_auth.operator.kube import KubeAccess, KubeError, namespaced_path
 from milvus_auth.operator.resources import API_VERSION, GROUP, USER_PLURAL, VERSION
@@ -53,6 +55,9 @@ def configure(settings: kopf.OperatorSettings, runtime: OperatorRuntime) -> None
     # The `labels=` filter of the Secret handler runs in the client: without a server-side
     # selector the operator would list, watch and hold every Secret it may read.
     settings.watching.label_selectors["v1", "secrets"] = SECRET_SELECTOR
+    # Peering (--peering): keep-alives are not logged; a peer silent for the lifetime is dead.
+    settings.peering.stealth = True
+    settings.peering.lifetime = runtime.config.peering_lifetime
     # Without a server-side timeout a silently dropped watch connection is never noticed.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
@@ -145,7 +150,8 @@ def _register_users(registry: kopf.OperatorRegistry, runtime: OperatorRuntime) -
             result = await runtime.users.remove(spec, applied, give_up=give_up)
         except EtcdUnavailable as error:
             message = f"deletion waits for etcd: {error}"
-            record(body, patch, Outcome(Reason.ETCD_UNAVAILABLE, message))
+            outcome = Outcome(Reason.ETCD_UNAVAILABLE, message)
+            await record_now(runtime.status, _path(spec), body, patch, outcome)
             delay = backoff(Reason.ETCD_UNAVAILABLE, retry)
             raise kopf.TemporaryError(message, delay=delay) from None
         if not result.done and not give_up:
@@ -206,9 +212,13 @@ async def _reconcile_user(
     spec = UserSpec.from_body(body)
     applied = Applied.from_status(body.get("status"))
     outcome = await runtime.users.reconcile(spec, applied)
-    record(body, patch, outcome)
+    await record_now(runtime.status, _path(spec), body, patch, outcome)
     if not outcome.ready and not outcome.stalled:
         raise kopf.TemporaryError(outcome.message, delay=backoff(outcome.reason, retry))
+
+
+def _path(spec: UserSpec) -> str:
+    return namespaced_path(f"{GROUP}/{VERSION}", spec.namespace, PLURAL, spec.name)
 
 
 async def run_operator(
@@ -226,7 +236,8 @@ async def run_operator(
         clusterwide=config.all_namespaces,
         namespaces=list(config.namespaces),
         standalone=config.peering is None,
-        peering_name=config.peering,
+        peering_name=config.peering,  # a name makes peering mandatory: paused until it is seen
+        priority=config.peering_priority,
         liveness_endpoint=config.liveness,
         stop_flag=stop_flag,
         ready_flag=ready_flag,

@@ -1,4 +1,5 @@
-"""What the kopf handlers of every kind share: retry delays and recording an outcome.
+"""What the kopf handlers of every kind share: retry delays and recording an outcome (in
+kopf's patch, or at once with retries: `record_now`).
 
 Part of the `handlers` package, the only place that imports kopf.
 """
@@ -6,11 +7,16 @@ Part of the `handlers` package, the only place that imports kopf.
 from __future__ import annotations
 
 import datetime
+import logging
 from typing import Any
 
 import kopf
 
+from milvus_auth.operator.kube import KubeError
+from milvus_auth.operator.patching import StatusWriter
 from milvus_auth.operator.status import Applied, Outcome, Reason, build_status, status_patch
+
+log = logging.getLogger(__name__)
 
 MAX_DELAY = 30.0
 # First retry delay per reason; it doubles on each retry up to MAX_DELAY.
@@ -32,13 +38,33 @@ def backoff(reason: Reason, retry: int) -> float:
 
 def record(body: kopf.Body, patch: kopf.Patch, outcome: Outcome) -> None:
     """Patch the status fields that changed and post the Events the outcome deserves."""
+    for key, value in _changes(body, outcome).items():
+        patch.status[key] = value
+    _post_event(body, outcome, dict(body.get("status") or {}))
+
+
+async def record_now(
+    writer: StatusWriter, path: str, body: kopf.Body, patch: kopf.Patch, outcome: Outcome
+) -> None:
+    """As `record`, but the status is written at once by `writer`, which retries the API
+    server's transient refusals; should it still fail, kopf's patch carries it as before."""
+    changes = _changes(body, outcome)
+    if changes:
+        try:
+            await writer.write(path, changes)
+        except KubeError as error:
+            log.warning("cannot write the status of %s now (%s); kopf tries again", path, error)
+            for key, value in changes.items():
+                patch.status[key] = value
+    _post_event(body, outcome, dict(body.get("status") or {}))
+
+
+def _changes(body: kopf.Body, outcome: Outcome) -> dict[str, Any]:
     previous = dict(body.get("status") or {})
     generation = int(body.metadata.get("generation") or 0)
     now = datetime.datetime.now(datetime.UTC)
     status = build_status(outcome, generation=generation, previous=previous, now=now)
-    for key, value in status_patch(previous, status).items():
-        patch.status[key] = value
-    _post_event(body, outcome, previous)
+    return status_patch(previous, status)
 
 
 def _post_event(body: kopf.Body, outcome: Outcome, previous: dict[str, Any]) -> None:

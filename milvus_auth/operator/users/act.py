@@ -23,6 +23,7 @@ from milvus_auth.core import (
     CredentialRecord,
     MalformedRecord,
     UserExists,
+    UserLimitReached,
     cache_digest,
     hash_password,
     verify_password,
@@ -96,6 +97,7 @@ class UserReconciler:
         permissions: Permissions,
         policy: PolicyStore,
         password_policy: PasswordPolicy | None = None,
+        max_users: int | None = None,
     ) -> None:
         self.store = store
         self.claims = claims
@@ -106,6 +108,7 @@ class UserReconciler:
         self.permissions = permissions
         self.password_policy = password_policy or PasswordPolicy()
         self.policy = policy
+        self.max_users = max_users
         self.bindings = BindingWriter(policy=policy, metrics=metrics)
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         # What this process applied last, per resource uid. kopf hands handlers the body of the
@@ -134,6 +137,9 @@ class UserReconciler:
             return await self._admitted_pass(spec, applied)
         except UserExists:
             return await self._lost_create(spec)
+        except UserLimitReached as error:
+            # Not stalled: a user deleted elsewhere makes room, and the retry backs off to 30 s.
+            return Outcome(Reason.USER_LIMIT_REACHED, f"{error.reason}; retrying")
         except MalformedRecord as error:
             # Stock Milvus cannot read it either; a human decides (e.g. `milvus-auth users`).
             return Outcome(Reason.INVALID_RECORD, error.reason)
@@ -218,7 +224,8 @@ class UserReconciler:
                 write = Write.UPDATE
         if write is Write.CREATE:
             hashed = await self._hash(secret.password)
-            revision = await self.store.create(CredentialRecord(spec.username, hashed))
+            record = CredentialRecord(spec.username, hashed)
+            revision = await self.store.create(record, max_users=self.max_users)
             self.metrics.etcd_writes.labels("create").inc()
         elif write is Write.UPDATE:
             assert stored is not None

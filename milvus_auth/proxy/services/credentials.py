@@ -3,7 +3,8 @@
 `CreateCredential`, `UpdateCredential`, `DeleteCredential` and `ListCredUsers` behave as a
 Milvus proxy and RootCoord do together (milvus:internal/proxy/impl.go, rootcoord/meta_table.go):
 the same validation, the same `common.Status` codes and reasons, base64 passwords, the
-old-password rule that super users skip, root never deletable, at most 100 users. Who may
+old-password rule that super users skip, root never deletable, at most `--max-users` users
+(Milvus's 100 by default, held by the store's create transaction across proxies). Who may
 call them is the privilege check's business (Milvus's privileges; super users act like
 `admin` there); with authorization off (`admin_check`), only root and super users create or
 delete users and change other users' passwords. With authentication off, nobody is trusted to
@@ -30,11 +31,11 @@ from milvus_auth.core import (
     InvalidParameter,
     OldPasswordMismatch,
     PrivilegeNotPermitted,
-    UserExists,
     UserNotFound,
     ensure_deletable,
     validate_username,
 )
+from milvus_auth.core.credentials import DEFAULT_MAX_USERS
 from milvus_auth.core.passwords import PasswordPolicy
 from milvus_auth.proxy.authn.bcrypt_pool import BcryptPool
 from milvus_auth.proxy.authn.identity import current_identity
@@ -50,7 +51,6 @@ from milvus_auth.store import (
 log = logging.getLogger(__name__)
 
 SERVICE = "milvus.proto.milvus.MilvusService"
-DEFAULT_MAX_USERS = 100  # Milvus's proxy.maxUserNum
 _ErrorCode = common_pb2.ErrorCode
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -67,13 +67,6 @@ class Authenticator(Protocol):
         self, username: str, password: str, hashed: str | None, *, peer: str
     ) -> bool:
         """Whether the password matches `hashed` (None: no record), under the failure limits."""
-
-
-class UserLimitReached(CredentialError):
-    """Creating one user more than `proxy.maxUserNum` allows (Milvus's RootCoord text)."""
-
-    def __init__(self) -> None:
-        super().__init__("unable to add user because the number of users has reached the limit")
 
 
 class ConcurrentChange(CredentialError):
@@ -105,7 +98,7 @@ class CredentialService:
         password_policy: PasswordPolicy | None = None,
         auth_enabled: bool = True,
         admin_check: bool = True,
-        max_users: int = DEFAULT_MAX_USERS,
+        max_users: int | None = DEFAULT_MAX_USERS,
     ) -> None:
         self._store = store
         self._authenticator = authenticator
@@ -144,13 +137,10 @@ class CredentialService:
         username = validate_username(request.username)
         password = decode_password(request.password, "password")
         self._policy.check(username, password)
-        existing = await self._store.list_usernames()
-        if username in existing:
-            raise UserExists(username)
-        if len(existing) >= self._max_users:
-            raise UserLimitReached
+        # Refused before the bcrypt when it would be; the create's transaction decides.
+        await self._store.ensure_room(username, max_users=self._max_users)
         hashed = await self._pool.hash(password, self._cost)
-        await self._store.create(CredentialRecord(username, hashed))
+        await self._store.create(CredentialRecord(username, hashed), max_users=self._max_users)
         self._authenticator.invalidate(username)
         return common_pb2.Status()
 
