@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from bench import (
-    apikeys,
     accesslog,
+    apikeys,
     auth_cache,
     authz,
     cold_start,

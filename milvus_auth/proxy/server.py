@@ -19,8 +19,8 @@ from typing import Any, Protocol
 import grpc
 
 from milvus_auth.core.grants import RbacLayout
-from milvus_auth.proxy.authn.apikeys import start_api_keys
 from milvus_auth.proxy.accesslog import AccessLog, LineWriter
+from milvus_auth.proxy.authn.apikeys import start_api_keys
 from milvus_auth.proxy.authn.authenticator import Authenticator
 from milvus_auth.proxy.authn.bcrypt_pool import BcryptPool
 from milvus_auth.proxy.authn.coherence import Coherence

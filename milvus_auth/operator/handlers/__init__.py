@@ -218,7 +218,7 @@ async def _reconcile_user(
 
 
 def _path(spec: UserSpec) -> str:
-    return namespaced_path(f"{GROUP}/{VERSION}", spec.namespace, PLURAL, spec.name)
+    return namespaced_path(f"{GROUP}/{VERSION}", spec.namespace, USER_PLURAL, spec.name)
 
 
 async def run_operator(
