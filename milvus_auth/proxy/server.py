@@ -227,6 +227,7 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
                 user_cache=authenticator.cache,
                 limiter=limiter,
                 metrics=metrics,
+                failure_log=failure_log,
             )
             checks.append(AuthInterceptor(authenticator, api_keys))
         if policy is not None:

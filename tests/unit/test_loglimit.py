@@ -125,3 +125,24 @@ async def test_run_reports_the_last_window_when_cancelled(
         .getMessage()
         .startswith("suppressed 2 failed logins for user 'bob' from peer 10.0.0.7")
     )
+
+
+def test_api_key_failures_share_the_bound_and_show_only_the_id(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    logger = logging.getLogger("test.loglimit.keys")
+    failure_log = FailureLog(LogLimitSettings(burst=2, interval=10.0), logger, clock)
+    caplog.set_level(logging.WARNING, logger="test.loglimit.keys")
+    for _ in range(5):
+        failure_log.key_failure("0123456789abcdef", peer=PEER, method="'/m'", reason="wrong_secret")
+    failure_log.key_failure(None, peer="ipv4:10.9.9.9:1", method="'/m'", reason="malformed")
+    clock.now += 10.0
+    failure_log.flush()
+    lines = [record.getMessage() for record in caplog.records]
+    assert lines == [
+        f"api key auth failure key=0123456789abcdef peer={PEER} method='/m' reason=wrong_secret",
+        f"api key auth failure key=0123456789abcdef peer={PEER} method='/m' reason=wrong_secret",
+        "api key auth failure key=None peer=ipv4:10.9.9.9:1 method='/m' reason=malformed",
+        "suppressed 3 failed logins for API key 0123456789abcdef from peer 10.0.0.7 in the last 10 s",
+    ]

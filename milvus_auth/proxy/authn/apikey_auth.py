@@ -22,6 +22,7 @@ from milvus_auth.core.apikeys import API_KEY_FAILURE, KEY_PREFIX, InvalidApiKey,
 from milvus_auth.proxy.authn.apikey_cache import ApiKeyCache
 from milvus_auth.proxy.authn.cache import CredentialCache
 from milvus_auth.proxy.authn.headers import AuthFailure
+from milvus_auth.proxy.authn.loglimit import FailureLog, LogLimitSettings
 from milvus_auth.proxy.authn.ratelimit import FailureLimiter
 from milvus_auth.proxy.authn.singleflight import SingleFlight
 from milvus_auth.proxy.authn.verifier import AuthUnavailable, CredentialSource
@@ -64,6 +65,7 @@ class ApiKeyAuthenticator:
         limiter: FailureLimiter,
         metrics: ProxyMetrics,
         usage: UsageSink,
+        failure_log: FailureLog | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.cache = cache
@@ -74,6 +76,7 @@ class ApiKeyAuthenticator:
         self._metrics = metrics
         self._usage = usage
         self._clock = clock
+        self._failure_log = failure_log or FailureLog(LogLimitSettings(), log)
         self._key_reads: SingleFlight[str, StoredApiKey | None] = SingleFlight()
         self._user_reads: SingleFlight[str, bool] = SingleFlight()
         self._verified = metrics.api_key_results.labels("success", "verified")
@@ -179,11 +182,5 @@ class ApiKeyAuthenticator:
 
     def _fail(self, key_id: str | None, *, peer: str, method: str, reason: str) -> NoReturn:
         self._metrics.api_key_results.labels("failure", reason).inc()
-        log.warning(
-            "api key auth failure key=%s peer=%s method=%s reason=%s",
-            key_id,
-            peer,
-            method,
-            reason,
-        )
+        self._failure_log.key_failure(key_id, peer=peer, method=method, reason=reason)
         raise AuthFailure(API_KEY_FAILURE, f"api_key_{reason}")

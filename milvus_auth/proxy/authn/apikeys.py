@@ -15,6 +15,7 @@ from milvus_auth.proxy.authn.apikey_auth import ApiKeyAuthenticator
 from milvus_auth.proxy.authn.apikey_cache import ApiKeyCache
 from milvus_auth.proxy.authn.cache import CredentialCache
 from milvus_auth.proxy.authn.coherence import Coherence
+from milvus_auth.proxy.authn.loglimit import FailureLog
 from milvus_auth.proxy.authn.ratelimit import FailureLimiter
 from milvus_auth.proxy.authn.usage import UsageRecorder
 from milvus_auth.proxy.metrics import ProxyMetrics
@@ -29,6 +30,7 @@ async def start_api_keys(
     user_cache: CredentialCache,
     limiter: FailureLimiter,
     metrics: ProxyMetrics,
+    failure_log: FailureLog,
 ) -> ApiKeyAuthenticator:
     """Start the API key watch and last-use writer on `stack`; return the authenticator."""
     store = await stack.enter_async_context(ApiKeyStore(common.etcd, common.layout.meta_root))
@@ -53,4 +55,5 @@ async def start_api_keys(
         limiter=limiter,
         metrics=metrics,
         usage=usage,
+        failure_log=failure_log,
     )

@@ -27,6 +27,8 @@ MAX_SUMMARIES = 100
 """Pairs with their own summary line per window; the rest are summed in one more line."""
 OTHERS = "*"
 """The username and address of the summary that sums the pairs beyond `MAX_SUMMARIES`."""
+API_KEY_SUBJECT = "apikey:"
+"""Prefix of an API key's id where the limiter counts usernames: no username has a colon."""
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,19 @@ class FailureLog:
                 "auth failure user=%s peer=%s method=%s reason=%s", shown, peer, method, reason
             )
 
+    def key_failure(self, key_id: str | None, *, peer: str, method: str, reason: str) -> None:
+        """One failed API-key login (`key_id` None: the key was malformed); only the id, which is
+        public, is ever shown."""
+        self.flush()
+        if self._limiter.admit(f"{API_KEY_SUBJECT}{key_id or '-'}", peer_address(peer)):
+            self._log.warning(
+                "api key auth failure key=%s peer=%s method=%s reason=%s",
+                key_id,
+                peer,
+                method,
+                reason,
+            )
+
     def flush(self, *, final: bool = False) -> None:
         """Write the summaries of a window that has ended (`final`: of the current one too)."""
         for suppressed in self._limiter.roll(final=final):
@@ -166,7 +181,13 @@ def summary(suppressed: Suppressed) -> str:
             f"suppressed {suppressed.count} failed logins for other users and peers "
             f"in the last {suppressed.seconds:.3g} s"
         )
+    subject = suppressed.username
+    who = (
+        f"API key {subject.removeprefix(API_KEY_SUBJECT)}"
+        if subject.startswith(API_KEY_SUBJECT)
+        else f"user {subject}"
+    )
     return (
-        f"suppressed {suppressed.count} failed logins for user {suppressed.username} "
+        f"suppressed {suppressed.count} failed logins for {who} "
         f"from peer {suppressed.address} in the last {suppressed.seconds:.3g} s"
     )
