@@ -158,7 +158,10 @@ def test_bad_keys_get_milvus_api_key_text_no_bcrypt_and_no_secret_in_the_log(
     )
     parsed = parse_api_key(good)
     unknown = generate_api_key()
+    # Keyed failures first: the bounded failure log gives one client address 5 lines a window.
     bad: dict[str, str | bytes] = {
+        "unknown_id": unknown.token,
+        "expired": expired.token,
         "empty": "",
         "huge": "k" * 150_000,  # base64 stays under the proxy's 256 KiB header limit
         "non_ascii": "mak_\u00e9\u00e9\u00e9_" + "\u2603" * 40,
@@ -167,8 +170,6 @@ def test_bad_keys_get_milvus_api_key_text_no_bcrypt_and_no_secret_in_the_log(
         "underscored_secret": f"mak_{parsed.key_id}_" + "_" * 43,
         "prefix_only": "mak_",
         "wrong_secret": f"mak_{parsed.key_id}_{generate_api_key().secret}",
-        "unknown_id": unknown.token,
-        "expired": expired.token,
         "deleted_user": orphan,
     }
     bcrypts = proxy.bcrypt_runs()
