@@ -11,7 +11,7 @@ from milvus_auth.operator.config import OperatorConfig
 from milvus_auth.operator.kube import KubeClient
 from milvus_auth.operator.metrics import OperatorMetrics
 from milvus_auth.operator.notify import Notifier, ProxyNotifier
-from milvus_auth.operator.patching import StatusWriter
+from milvus_auth.operator.patching import StatusGuard, StatusWriter
 from milvus_auth.operator.permissions import Permissions
 from milvus_auth.operator.roles.act import RoleReconciler
 from milvus_auth.operator.users.act import UserReconciler
@@ -21,14 +21,14 @@ ROLE_CLAIMS = "role-claims"
 
 
 class OperatorRuntime:
-    """etcd stores and claims, the Kubernetes client and status writer, the proxy notifier,
+    """etcd stores and claims, the Kubernetes client and status guard, the proxy notifier,
     the reconcilers."""
 
     def __init__(self, config: OperatorConfig, *, notifier: Notifier | None = None) -> None:
         self.config = config
         self.metrics = OperatorMetrics()
         self.kube = KubeClient()
-        self.status = StatusWriter(self.kube)
+        self.status = StatusGuard(self.kube, StatusWriter(self.kube))
         self._notifier_override = notifier
         self._proxy_notifier: ProxyNotifier | None = None
         self._store: CredentialStore | None = None
@@ -102,5 +102,6 @@ class OperatorRuntime:
         if self._policy is not None:
             await self._policy.close()
             self._policy = None
+        await self.status.close()
         await self.kube.close()
         self.metrics.stop()

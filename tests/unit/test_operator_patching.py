@@ -1,13 +1,15 @@
-"""Which API server refusals the status writer retries, and how many times."""
+"""Which API server refusals the status writer retries, how many times, and when the guard
+writes a status kopf's patch did not land."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
 from milvus_auth.operator.kube import KubeClient, KubeError
-from milvus_auth.operator.patching import StatusWriter, is_transient
+from milvus_auth.operator.patching import StatusGuard, StatusWriter, is_transient
 
 
 @pytest.mark.parametrize(
@@ -24,10 +26,14 @@ def test_transient_statuses(status: int, transient: bool) -> None:
 class RefusingKube(KubeClient):
     """Answers each patch with the next planned status (200 when none is left)."""
 
-    def __init__(self, statuses: list[int]) -> None:
+    def __init__(self, statuses: list[int], live: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.statuses = statuses
+        self.live = live
         self.patches: list[tuple[str, dict[str, Any]]] = []
+
+    async def get(self, path: str) -> dict[str, Any] | None:
+        return self.live
 
     async def patch(
         self, path: str, body: dict[str, Any], *, time_limit: float | None = None
@@ -53,3 +59,33 @@ async def test_gives_up_after_the_last_delay_or_at_once_when_not_transient() -> 
     with pytest.raises(KubeError, match="400"):
         await StatusWriter(RefusingKube([400]), delays=(0, 0)).write("/p", {})
     assert not await StatusWriter(RefusingKube([404]), delays=(0,)).write("/p", {})
+
+
+@pytest.mark.parametrize(
+    ("live_status", "written"),
+    [
+        ({"phase": "old"}, True),  # kopf's patch did not land
+        ({"phase": "new"}, False),  # it did
+        ({"phase": "newer"}, False),  # a newer change did: never put an older one back
+    ],
+)
+async def test_the_guard_writes_only_a_status_that_did_not_land(
+    live_status: dict[str, Any], written: bool
+) -> None:
+    kube = RefusingKube([], live={"status": live_status})
+    guard = StatusGuard(kube, StatusWriter(kube, delays=()), delay=0)
+    guard.expect("/p", before={"phase": "old"}, after={"phase": "new"})
+    await asyncio.sleep(0.05)
+    assert guard.missed == int(written)
+    assert kube.patches == ([("/p/status", {"status": {"phase": "new"}})] if written else [])
+    await guard.close()
+
+
+async def test_a_newer_expectation_replaces_the_pending_check() -> None:
+    kube = RefusingKube([], live={"status": {"phase": "old"}})
+    guard = StatusGuard(kube, StatusWriter(kube, delays=()), delay=0.05)
+    guard.expect("/p", before={"phase": "old"}, after={"phase": "new"})
+    guard.expect("/p", before={"phase": "old"}, after={"phase": "newer"})
+    await asyncio.sleep(0.2)
+    assert kube.patches == [("/p/status", {"status": {"phase": "newer"}})]
+    await guard.close()

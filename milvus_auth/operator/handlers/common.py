@@ -1,5 +1,5 @@
 """What the kopf handlers of every kind share: retry delays and recording an outcome (in
-kopf's patch, or at once with retries: `record_now`).
+kopf's patch; `record_guarded` also has it checked and written again if refused).
 
 Part of the `handlers` package, the only place that imports kopf.
 """
@@ -7,16 +7,12 @@ Part of the `handlers` package, the only place that imports kopf.
 from __future__ import annotations
 
 import datetime
-import logging
 from typing import Any
 
 import kopf
 
-from milvus_auth.operator.kube import KubeError
-from milvus_auth.operator.patching import StatusWriter
+from milvus_auth.operator.patching import StatusGuard
 from milvus_auth.operator.status import Applied, Outcome, Reason, build_status, status_patch
-
-log = logging.getLogger(__name__)
 
 MAX_DELAY = 30.0
 # First retry delay per reason; it doubles on each retry up to MAX_DELAY.
@@ -43,20 +39,18 @@ def record(body: kopf.Body, patch: kopf.Patch, outcome: Outcome) -> None:
     _post_event(body, outcome, dict(body.get("status") or {}))
 
 
-async def record_now(
-    writer: StatusWriter, path: str, body: kopf.Body, patch: kopf.Patch, outcome: Outcome
+def record_guarded(
+    guard: StatusGuard, path: str, body: kopf.Body, patch: kopf.Patch, outcome: Outcome
 ) -> None:
-    """As `record`, but the status is written at once by `writer`, which retries the API
-    server's transient refusals; should it still fail, kopf's patch carries it as before."""
+    """As `record`, and `guard` checks a moment later that kopf's status patch landed (kopf
+    drops a refused one), writing it again with retries if it did not."""
+    previous = dict(body.get("status") or {})
     changes = _changes(body, outcome)
+    for key, value in changes.items():
+        patch.status[key] = value
     if changes:
-        try:
-            await writer.write(path, changes)
-        except KubeError as error:
-            log.warning("cannot write the status of %s now (%s); kopf tries again", path, error)
-            for key, value in changes.items():
-                patch.status[key] = value
-    _post_event(body, outcome, dict(body.get("status") or {}))
+        guard.expect(path, before={key: previous.get(key) for key in changes}, after=changes)
+    _post_event(body, outcome, previous)
 
 
 def _changes(body: kopf.Body, outcome: Outcome) -> dict[str, Any]:
