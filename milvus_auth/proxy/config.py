@@ -22,6 +22,7 @@ from milvus_auth.config import (
     read_secret_file,
 )
 from milvus_auth.proxy.authn.ratelimit import RateLimitSettings
+from milvus_auth.proxy.workers.cpus import available_cpus
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,8 @@ class ProxySettings:
     """Failed-login limits per username and per client address."""
     shutdown_grace: float = 10.0
     """Seconds in-flight calls get to finish after SIGTERM."""
+    workers: int = 1
+    """Processes serving the public port; above 1 a supervisor runs them (proxy/workers/)."""
     log_level: str = "info"
     """Python logging level name."""
 
@@ -157,6 +160,12 @@ def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
         type=_non_negative_float,
     )
     option(
+        "--workers",
+        help="processes serving the public port (default: the CPUs this process may use, "
+        "from its cgroup CPU limit, else its affinity mask)",
+        type=_positive_int,
+    )
+    option(
         "--shutdown-grace",
         help="seconds in-flight calls get after SIGTERM",
         default=10.0,
@@ -206,6 +215,7 @@ def proxy_settings(args: argparse.Namespace) -> ProxySettings:
             )
         ),
         shutdown_grace=args.shutdown_grace,
+        workers=args.workers or available_cpus(),
         log_level=args.log_level,
     )
 
@@ -284,6 +294,13 @@ def _non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
     return value
 
 

@@ -4,6 +4,8 @@ Start-up order matters: root is bootstrapped, the credential watch is running an
 is loaded with its watch running before the public port accepts a call, so no login or
 privilege is checked against a cache nobody keeps coherent. On SIGTERM
 the public port stops accepting, in-flight calls get the grace period, then everything closes.
+With `--workers N` (proxy/workers/) each worker runs this with `WorkerPorts`: the public port
+shared with the other workers and the internal services on a private address.
 """
 
 from __future__ import annotations
@@ -45,13 +47,26 @@ log = logging.getLogger(__name__)
 
 _PUBLIC_OPTIONS: list[tuple[str, Any]] = [
     *CHANNEL_OPTIONS,
-    # Two proxies must not silently share a port.
-    ("grpc.so_reuseport", 0),
     # gRPC refuses headers over 8-16 KiB with RESOURCE_EXHAUSTED before any handler runs; an
     # oversized `authorization` must get Milvus's UNAUTHENTICATED like any other bad value.
     ("grpc.max_metadata_size", 256 * 1024),
     ("grpc.absolute_max_metadata_size", 256 * 1024),
 ]
+
+
+@dataclass(frozen=True)
+class WorkerPorts:
+    """How one worker of `--workers N` listens: on the public port together with the other
+    workers (SO_REUSEPORT; the supervisor keeps any other process off the port), and with its
+    internal services on a private address that only the supervisor calls."""
+
+    internal_address: str
+    """A gRPC address, `unix:/path` in practice."""
+
+
+def _public_options(shared: bool) -> list[tuple[str, Any]]:
+    # Two proxies must not silently share a port: only a supervisor's workers share one.
+    return [*_PUBLIC_OPTIONS, ("grpc.so_reuseport", 1 if shared else 0)]
 
 
 class NoPolicyCache:
@@ -137,7 +152,9 @@ def _add_port(server: grpc.aio.Server, address: str, settings: ProxySettings) ->
 
 
 @contextlib.asynccontextmanager
-async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
+async def running_proxy(
+    settings: ProxySettings, worker: WorkerPorts | None = None
+) -> AsyncIterator[RunningProxy]:
     """Start everything; on exit, stop accepting and give in-flight calls the grace period."""
     metrics = ProxyMetrics()
     common = settings.common
@@ -194,7 +211,7 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
             bypass = Bypass(settings.root_should_bind_role, settings.super_users)
             checks.append(PrivilegeInterceptor(policy, bypass))
             wrappers.append(ListFilter(policy, root_bound=settings.root_should_bind_role))
-        public = grpc.aio.server(options=_PUBLIC_OPTIONS)
+        public = grpc.aio.server(options=_public_options(shared=worker is not None))
         public.add_generic_rpc_handlers(
             (
                 PublicRouter(
@@ -218,7 +235,9 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
             internal=internal,
             public_port=_add_port(public, f"{settings.host}:{settings.port}", settings),
             internal_port=internal.add_insecure_port(
-                f"{settings.internal_host}:{settings.internal_port}"
+                worker.internal_address
+                if worker is not None
+                else f"{settings.internal_host}:{settings.internal_port}"
             ),
         )
         if settings.metrics_port:
@@ -231,32 +250,24 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
         yield proxy
 
 
-async def serve(settings: ProxySettings) -> None:
-    """Run the proxy until SIGTERM or SIGINT."""
+async def serve(settings: ProxySettings, worker: WorkerPorts | None = None) -> None:
+    """Run the proxy, or one worker of several, until SIGTERM or SIGINT."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    async with running_proxy(settings) as proxy:
-        if internal_port_open(settings.internal_host, settings.internal_token):
-            log.warning(
-                "insecure internal port %s:%d (--insecure-internal-port): it has no token, so "
-                "anyone who reaches it can make any password work for any user",
-                settings.internal_host,
-                proxy.internal_port,
-            )
-        if settings.auth_enabled and not settings.authorization_enabled:
-            log.warning(
-                "authorization is off (--authorization-enabled false): every authenticated "
-                "user may call every method, unlike a Milvus with authentication on"
-            )
+    async with running_proxy(settings, worker) as proxy:
+        if worker is None:
+            # With workers, the supervisor says this once for all of them.
+            warn_about_settings(settings, proxy.internal_port)
         log.info(
-            "proxy ready: public %s:%d -> upstream %s, internal %s:%d, auth %s, authz %s, tls %s",
+            "proxy ready: public %s:%d -> upstream %s, internal %s, auth %s, authz %s, tls %s",
             settings.host,
             proxy.public_port,
             settings.upstream,
-            settings.internal_host,
-            proxy.internal_port,
+            worker.internal_address
+            if worker is not None
+            else f"{settings.internal_host}:{proxy.internal_port}",
             "on" if settings.auth_enabled else "off",
             "on" if settings.authorization_enabled else "off",
             "on" if settings.tls else "off",
@@ -264,3 +275,19 @@ async def serve(settings: ProxySettings) -> None:
         await stop.wait()
         log.info("shutting down: in-flight calls get %.1f s", settings.shutdown_grace)
     log.info("proxy stopped")
+
+
+def warn_about_settings(settings: ProxySettings, internal_port: int) -> None:
+    """The start-up warnings about risky settings."""
+    if internal_port_open(settings.internal_host, settings.internal_token):
+        log.warning(
+            "insecure internal port %s:%d (--insecure-internal-port): it has no token, so "
+            "anyone who reaches it can make any password work for any user",
+            settings.internal_host,
+            internal_port,
+        )
+    if settings.auth_enabled and not settings.authorization_enabled:
+        log.warning(
+            "authorization is off (--authorization-enabled false): every authenticated "
+            "user may call every method, unlike a Milvus with authentication on"
+        )

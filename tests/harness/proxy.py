@@ -18,7 +18,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.harness.processes import ServerProcess, free_port, port_open
+from tests.harness.processes import ServerProcess, children, free_port, port_open
 
 ROOT_PASSWORD = "Milvus"  # Milvus's documented default, written to the root password file
 _METRIC_PREFIX = "milvus_auth_proxy_"
@@ -48,6 +48,7 @@ class ProxyProcess(ServerProcess):
         extra_args: Sequence[str] = (),
         env: dict[str, str] | None = None,
         name: str = "proxy",
+        workers: int = 1,
     ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -76,6 +77,9 @@ class ProxyProcess(ServerProcess):
             "4",
             "--shutdown-grace",
             "2",
+            # Explicit: the default is one per CPU, and most tests are about one process.
+            "--workers",
+            str(workers),
         ]
         if root_password is not None:
             argv += ["--root-password-file", str(_secret(workdir, f"{name}-root", root_password))]
@@ -89,6 +93,11 @@ class ProxyProcess(ServerProcess):
             ready=lambda: port_open(self.port) and self.serving(),
             env=env,
         )
+
+    def worker_pids(self) -> list[int]:
+        """The processes serving the public port: the workers, or this process alone."""
+        assert self.process is not None
+        return children(self.process.pid) or [self.process.pid]
 
     def serving(self) -> bool:
         """Whether this process's gRPC health service answers SERVING on the internal port.
