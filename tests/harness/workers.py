@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-
-from tests.harness.proxy import ProxyProcess
 
 _ESTABLISHED = "01"
 
@@ -65,23 +63,21 @@ class WorkerChannels:
 
 @contextlib.contextmanager
 def channels_on_every_worker(
-    proxy: ProxyProcess, *, each: int = 1, attempts: int = 64
+    port: int, pids: Sequence[int], *, each: int = 1, attempts: int = 64
 ) -> Iterator[WorkerChannels]:
-    """Channels until every worker holds at least `each` of them (closed on exit)."""
-    pids = proxy.worker_pids()
+    """Channels to 127.0.0.1:`port` until each worker (`pids`) holds at least `each` of them
+    (closed on exit)."""
     opened: list[tuple[int, grpc.Channel]] = []
     try:
         for _ in range(attempts):
             if all(sum(1 for index, _ in opened if index == w) >= each for w in range(len(pids))):
                 break
-            before = [accepted(pid, proxy.port) for pid in pids]
+            before = [accepted(pid, port) for pid in pids]
             channel = grpc.insecure_channel(
-                proxy.address, options=[("grpc.use_local_subchannel_pool", 1)]
+                f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)]
             )
             grpc.channel_ready_future(channel).result(timeout=10)
-            grown = [
-                index for index, pid in enumerate(pids) if accepted(pid, proxy.port) - before[index]
-            ]
+            grown = [index for index, pid in enumerate(pids) if accepted(pid, port) - before[index]]
             assert len(grown) == 1, f"a new connection appeared on workers {grown}"
             opened.append((grown[0], channel))
         else:

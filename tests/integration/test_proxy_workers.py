@@ -108,7 +108,7 @@ async def test_logins_and_every_cache_rpc_reach_both_workers(
     rbac: Rbac,
 ) -> None:
     proxy = _two_workers(proxy_factory, etcd, meta_root, upstream)
-    with channels_on_every_worker(proxy) as opened:
+    with channels_on_every_worker(proxy.port, proxy.worker_pids()) as opened:
         first, second = opened.one_per_worker()
         # A login on either worker; each verifies root once with bcrypt, then has it cached.
         for channel in (first, second, first, second):
@@ -210,7 +210,7 @@ def test_a_killed_worker_is_reported_restarted_and_counted(
     assert f"worker 1 (pid {second}) died" in log
     assert "signal SIGKILL" in log
     assert "worker 1 restarted" in log
-    with channels_on_every_worker(proxy) as opened:
+    with channels_on_every_worker(proxy.port, proxy.worker_pids()) as opened:
         for channel in opened.one_per_worker():
             assert _code(channel, GET_VERSION, "root", ROOT_PASSWORD) == grpc.StatusCode.OK
 
@@ -237,7 +237,7 @@ def test_failed_login_limits_hold_across_workers(
         upstream,
         *(item for pair in limits.items() for item in pair),
     )
-    with channels_on_every_worker(proxy, each=2) as opened:
+    with channels_on_every_worker(proxy.port, proxy.worker_pids(), each=2) as opened:
         codes = {
             _code(channel, GET_VERSION, "ann", "wrong-password")
             for _ in range(5)
@@ -262,7 +262,7 @@ def test_sigterm_drains_both_workers_and_exits_0(
     )
     pids = proxy.worker_pids()
     results: list[bytes] = []
-    with channels_on_every_worker(proxy) as opened:
+    with channels_on_every_worker(proxy.port, proxy.worker_pids()) as opened:
         slow_calls = [channel.unary_unary("/test.Stub/Slow") for channel in opened.one_per_worker()]
         threads = [
             threading.Thread(target=lambda call=call: results.append(call(b"1.0", timeout=10)))
