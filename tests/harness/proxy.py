@@ -92,6 +92,8 @@ class ProxyProcess(ServerProcess):
             log_path=workdir / f"{name}.log",
             ready=lambda: port_open(self.port) and self.serving(),
             env=env,
+            # Workers start together on the test machine's two shared cores.
+            start_timeout=30.0 * workers,
         )
 
     def worker_pids(self) -> list[int]:

@@ -1,8 +1,9 @@
 """The worker processes: started, called, watched, restarted when they die, stopped together.
 
-Worker 0 starts alone and the others once it serves, so root's bootstrap and the default roles
-are written once and a start-up failure (etcd down, no root password) is reported once, with
-that worker's exit code. After start-up a worker that dies is started again, after a pause that
+The workers start together (root's bootstrap and the default roles tolerate a concurrent start:
+the first write wins); a worker that exits before all serve fails the start with its exit code
+(etcd down: 2, no root password: 1), each worker having printed why. After start-up a worker
+that dies is started again, after a pause that
 doubles while it keeps dying young (0.5 s to 30 s); its death and its restart are logged and
 counted. Each worker gets a private internal endpoint (a unix socket in the supervisor's 0700
 directory) that only the supervisor calls.
@@ -153,25 +154,17 @@ class WorkerPool:
         return all(answers)
 
     async def start(self) -> int | None:
-        """Start worker 0, then the others once it serves; None when all serve, else the exit
-        code of a worker that exited first (the others are then stopped)."""
-        first, rest = self.workers[:1], self.workers[1:]
-        for group in (first, rest):
-            for worker in group:
-                await worker.start()
-            code = await self._until_serving(group)
-            if code is not None:
-                return code
-        return None
-
-    async def _until_serving(self, group: Sequence[Worker]) -> int | None:
+        """Start every worker; None once all serve, else the exit code of the first one that
+        exited (the caller then stops the others)."""
+        for worker in self.workers:
+            await worker.start()
         while True:
-            for worker in group:
+            for worker in self.workers:
                 if not worker.running:
                     code = await worker.wait()
                     log.error("worker %d did not start: %s", worker.index, exit_text(code))
                     return code or 1
-            if all(await asyncio.gather(*(worker.serving() for worker in group))):
+            if await self.all_serving():
                 return None
             await asyncio.sleep(_STARTING_POLL)
 
@@ -221,7 +214,8 @@ class WorkerPool:
                 log.error("worker %d did not stop in time: killed", worker.index)
                 worker.signal(signal.SIGKILL)
                 code = await worker.wait()
-            if code != 0:
+            # Killed by our SIGTERM: it had not installed its handlers, so it was not serving.
+            if code not in (0, -signal.SIGTERM):
                 clean = False
                 log.error("worker %d stopped with %s", worker.index, exit_text(code))
             await worker.close_channel()
