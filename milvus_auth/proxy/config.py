@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from milvus_auth.config import (
 )
 from milvus_auth.proxy.authn.ratelimit import RateLimitSettings
 from milvus_auth.proxy.workers.cpus import available_cpus
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -232,6 +235,22 @@ def internal_port_open(host: str, token: str | None) -> bool:
         return not ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return True
+
+
+def warn_about_settings(settings: ProxySettings, internal_port: int) -> None:
+    """Log the start-up warnings about risky settings (once per proxy, workers or not)."""
+    if internal_port_open(settings.internal_host, settings.internal_token):
+        log.warning(
+            "insecure internal port %s:%d (--insecure-internal-port): it has no token, so "
+            "anyone who reaches it can make any password work for any user",
+            settings.internal_host,
+            internal_port,
+        )
+    if settings.auth_enabled and not settings.authorization_enabled:
+        log.warning(
+            "authorization is off (--authorization-enabled false): every authenticated "
+            "user may call every method, unlike a Milvus with authentication on"
+        )
 
 
 def _rate_limits(limits: RateLimitSettings) -> RateLimitSettings:

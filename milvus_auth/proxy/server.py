@@ -34,13 +34,14 @@ from milvus_auth.proxy.authz import (
     PrivilegeInterceptor,
 )
 from milvus_auth.proxy.bootstrap import bootstrap_root
-from milvus_auth.proxy.config import ProxySettings, internal_port_open
+from milvus_auth.proxy.config import ProxySettings, warn_about_settings
 from milvus_auth.proxy.forwarding import CHANNEL_OPTIONS, Handler, Upstream
 from milvus_auth.proxy.guard import Check, guard
 from milvus_auth.proxy.metrics import ProxyMetrics
 from milvus_auth.proxy.services.credentials import CredentialService, credential_handlers
 from milvus_auth.proxy.services.internal import add_internal_services
 from milvus_auth.proxy.services.rbac import RbacService, RbacStores, rbac_handlers
+from milvus_auth.proxy.workers.spec import WorkerPorts
 from milvus_auth.store import CredentialStore, PolicyStore, watch_policy, watch_users
 
 log = logging.getLogger(__name__)
@@ -52,16 +53,6 @@ _PUBLIC_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.max_metadata_size", 256 * 1024),
     ("grpc.absolute_max_metadata_size", 256 * 1024),
 ]
-
-
-@dataclass(frozen=True)
-class WorkerPorts:
-    """How one worker of `--workers N` listens: on the public port together with the other
-    workers (SO_REUSEPORT; the supervisor keeps any other process off the port), and with its
-    internal services on a private address that only the supervisor calls."""
-
-    internal_address: str
-    """A gRPC address, `unix:/path` in practice."""
 
 
 def _public_options(shared: bool) -> list[tuple[str, Any]]:
@@ -275,19 +266,3 @@ async def serve(settings: ProxySettings, worker: WorkerPorts | None = None) -> N
         await stop.wait()
         log.info("shutting down: in-flight calls get %.1f s", settings.shutdown_grace)
     log.info("proxy stopped")
-
-
-def warn_about_settings(settings: ProxySettings, internal_port: int) -> None:
-    """The start-up warnings about risky settings."""
-    if internal_port_open(settings.internal_host, settings.internal_token):
-        log.warning(
-            "insecure internal port %s:%d (--insecure-internal-port): it has no token, so "
-            "anyone who reaches it can make any password work for any user",
-            settings.internal_host,
-            internal_port,
-        )
-    if settings.auth_enabled and not settings.authorization_enabled:
-        log.warning(
-            "authorization is off (--authorization-enabled false): every authenticated "
-            "user may call every method, unlike a Milvus with authentication on"
-        )

@@ -276,7 +276,8 @@ def test_sigterm_drains_both_workers_and_exits_0(
         for thread in threads:
             thread.join(10)
         assert results == [b"slept", b"slept"]
-    assert proxy.process.wait(15) == 0
+    # Generous: two interpreters exit on two cores shared with the rest of the suite.
+    assert proxy.process.wait(60) == 0, proxy.log()
     assert not [pid for pid in pids if os.path.exists(f"/proc/{pid}")]
     assert "proxy stopped" in proxy.log()
 

@@ -14,21 +14,11 @@ import pickle
 import signal
 import sys
 import threading
-from dataclasses import dataclass
 
 from milvus_auth.config import configure_logging
 from milvus_auth.proxy.command import exit_code
-from milvus_auth.proxy.config import ProxySettings
-from milvus_auth.proxy.server import WorkerPorts, serve
-
-
-@dataclass(frozen=True)
-class WorkerSpec:
-    """What a worker is given: its settings (the worker's share of them) and its ports."""
-
-    index: int
-    settings: ProxySettings
-    ports: WorkerPorts
+from milvus_auth.proxy.server import serve
+from milvus_auth.proxy.workers.spec import WorkerSpec
 
 
 class _Tagged(logging.Filter):

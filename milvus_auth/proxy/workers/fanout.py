@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from google.protobuf.message import DecodeError
-from pymilvus.grpc_gen import common_pb2
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import DecodeError, Message
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +71,30 @@ def merge(answers: Sequence[Answer]) -> Merged:
     )
 
 
+def _status_codes() -> type[Message]:
+    """Milvus's `common.Status` as far as failure goes: `error_code` (1, an enum: a varint on
+    the wire) and `code` (3). Built here so the supervisor never imports pymilvus (about
+    100 MiB of memory for a process that only forwards bytes)."""
+    file = descriptor_pb2.FileDescriptorProto(name="status_codes.proto", syntax="proto3")
+    message = file.message_type.add(name="StatusCodes")
+    for name, number in (("error_code", 1), ("code", 3)):
+        message.field.add(
+            name=name,
+            number=number,
+            type=descriptor_pb2.FieldDescriptorProto.TYPE_INT32,
+            label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL,
+        )
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("StatusCodes"))
+
+
+_StatusCodes = _status_codes()
+
+
 def _failed_status(reply: bytes) -> bool:
     try:
-        status = common_pb2.Status.FromString(reply)
+        status: Any = _StatusCodes.FromString(reply)
     except DecodeError:
         return False
     return bool(status.error_code or status.code)

@@ -24,9 +24,9 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from milvus_auth.proxy.workers.child import WorkerSpec
 from milvus_auth.proxy.workers.fanout import Answer, Failed, WorkerCall
 from milvus_auth.proxy.workers.metrics import SupervisorMetrics
+from milvus_auth.proxy.workers.spec import WorkerSpec
 
 log = logging.getLogger(__name__)
 

@@ -35,12 +35,11 @@ from grpc_health.v1.health import aio as health_aio
 
 from milvus_auth.proxy.authn.ratelimit import RateLimitSettings
 from milvus_auth.proxy.command import EXIT_USER_ERROR, exit_code
-from milvus_auth.proxy.config import ProxySettings
-from milvus_auth.proxy.server import WorkerPorts, warn_about_settings
-from milvus_auth.proxy.workers.child import WorkerSpec
+from milvus_auth.proxy.config import ProxySettings, warn_about_settings
 from milvus_auth.proxy.workers.fanout import FanOut
 from milvus_auth.proxy.workers.metrics import MULTIPROC_ENV, SupervisorMetrics
 from milvus_auth.proxy.workers.pool import WorkerPool
+from milvus_auth.proxy.workers.spec import WorkerPorts, WorkerSpec
 
 log = logging.getLogger(__name__)
 
