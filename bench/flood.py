@@ -6,7 +6,8 @@ workers together), the attacker gets Milvus's UNAUTHENTICATED every time, and ca
 users' p99 stays within 2x of idle. Through the real proxy process (default limits) and a stub
 upstream; the attacked user exists with a cost-10 hash and is never cached (wrong passwords
 never are). Each good user calls over a connection of its own, so with 2 workers the kernel
-spreads them over both; the attacker's one connection lands on one of them.
+spreads them over both; the attacker's one connection lands on one of them, and good users'
+p99 is also shown apart for those on that worker and those elsewhere.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,8 @@ from bench.common import (
     users_load,
 )
 from milvus_auth.proxy.authn.ratelimit import RateLimitSettings
+from tests.harness.proxy import ProxyProcess
+from tests.harness.workers import accepted
 
 PASSWORD = "Flood-Good-Pass-1"
 GOOD_USERS = [f"good{i}" for i in range(4)]
@@ -37,39 +39,60 @@ GOOD_USERS = [f"good{i}" for i in range(4)]
 
 @dataclass(frozen=True)
 class Flooded:
-    """What one flood did to one proxy."""
+    """What one flood did to one proxy; good users' figures are per user, in `GOOD_USERS`
+    order, with the worker each one's connection reached."""
 
     attack: dict[str, Any]
-    idle: Stats
-    busy: Stats
+    idle: list[Stats]
+    busy: list[Stats]
+    workers: list[int]
+    attacked: int
+    """The worker the attacker's connection reached."""
     bcrypt_runs: int
     rate_limited: float
     cpu: float
 
-
-@contextlib.asynccontextmanager
-async def _own_channels(address: str, count: int) -> AsyncIterator[list[grpc.aio.Channel]]:
-    async with contextlib.AsyncExitStack() as stack:
-        channels = [
-            await stack.enter_async_context(
-                grpc.aio.insecure_channel(address, options=OWN_CONNECTION)
-            )
-            for _ in range(count)
+    def of(self, stats: list[Stats], *, attacked: bool | None = None) -> Stats:
+        """Good users' calls together: all, or those on (or off) the attacked worker."""
+        chosen = [
+            one
+            for one, worker in zip(stats, self.workers, strict=True)
+            if attacked is None or (worker == self.attacked) == attacked
         ]
-        yield channels
-
-
-async def _good_users(channels: list[grpc.aio.Channel], calls: int) -> Stats:
-    results = await asyncio.gather(
-        *(
-            users_load(channel, [user], PASSWORD, calls)
-            for channel, user in zip(channels, GOOD_USERS, strict=True)
+        return Stats(
+            [latency for one in chosen for latency in one.latencies],
+            max((one.elapsed for one in chosen), default=0.0),
         )
-    )
-    return Stats(
-        [latency for stats in results for latency in stats.latencies],
-        max(stats.elapsed for stats in results),
-        ends=[end for stats in results for end in stats.ends],
+
+
+class Connections:
+    """Which worker of the proxy accepts each new connection (from /proc)."""
+
+    def __init__(self, proxy: ProxyProcess) -> None:
+        self._port = proxy.port
+        self._pids = proxy.worker_pids()
+
+    def snapshot(self) -> list[set[str]]:
+        return [accepted(pid, self._port) for pid in self._pids]
+
+    def new_one(self, before: list[set[str]]) -> int:
+        """The worker that accepted a connection since `before`."""
+        (worker,) = [
+            index
+            for index, (now, then) in enumerate(zip(self.snapshot(), before, strict=True))
+            if now - then
+        ]
+        return worker
+
+
+async def _good_users(channels: list[grpc.aio.Channel], calls: int) -> list[Stats]:
+    return list(
+        await asyncio.gather(
+            *(
+                users_load(channel, [user], PASSWORD, calls)
+                for channel, user in zip(channels, GOOD_USERS, strict=True)
+            )
+        )
     )
 
 
@@ -80,12 +103,24 @@ async def flood(
     with etcd_and_proxy(upstream, workers=workers) as (etcd, proxy):
         passwords = dict.fromkeys(GOOD_USERS, PASSWORD) | {"victim": "Victim-Pass-1"}
         await create_users(etcd, passwords, cost=cost)
-        async with _own_channels(proxy.address, len(GOOD_USERS)) as channels:
+        connections = Connections(proxy)
+        async with contextlib.AsyncExitStack() as stack:
+            channels, reached = [], []
+            for _ in GOOD_USERS:
+                before = connections.snapshot()
+                channel = await stack.enter_async_context(
+                    grpc.aio.insecure_channel(proxy.address, options=OWN_CONNECTION)
+                )
+                await channel.channel_ready()
+                channels.append(channel)
+                reached.append(connections.new_one(before))
             await _good_users(channels, 5)
             idle = await _good_users(channels, good_calls)
-            before = proxy.bcrypt_runs()
+            before_runs = proxy.bcrypt_runs()
             flags = ("--rate", str(rate), "--seconds", str(seconds))
+            before = connections.snapshot()
             _, go = await other_client(proxy.address, "victim", "wrong", *flags)
+            attacked = connections.new_one(before)
             assert proxy.process is not None
             cpu = tree_cpu_seconds(proxy.process.pid)
             attack, busy = await asyncio.gather(go(), _good_users(channels, good_calls))
@@ -94,7 +129,9 @@ async def flood(
                 attack=attack,
                 idle=idle,
                 busy=busy,
-                bcrypt_runs=proxy.bcrypt_runs() - before,
+                workers=reached,
+                attacked=attacked,
+                bcrypt_runs=proxy.bcrypt_runs() - before_runs,
                 rate_limited=proxy.metric("auth_total", result="failure", reason="rate_limited"),
                 cpu=cpu,
             )
@@ -119,7 +156,8 @@ async def run(
             )
             took = found.attack["seconds"]
             bound = limits.user_burst + limits.user_per_second * took
-            ratios[workers] = found.busy.p99() / found.idle.p99()
+            busy, idle = found.of(found.busy), found.of(found.idle)
+            ratios[workers] = busy.p99() / idle.p99()
             print(
                 f"-- {workers} worker(s): {int(rate * seconds)} wrong passwords for one user "
                 f"over {took:.1f} s"
@@ -132,12 +170,25 @@ async def run(
                 f"  bcrypt runs: {found.bcrypt_runs} (bound by the limit, all workers together: "
                 f"{bound:.0f} = burst + rate x seconds)"
             )
-            print(found.busy.line("  good users under flood"))
-            print(found.idle.line("  good users idle       "))
+            print(busy.line("  good users under flood"))
+            print(idle.line("  good users idle       "))
             print(f"  good users' p99 flood/idle: {ratios[workers]:.2f}x (target <= 2x)")
-            calls = len(found.busy.latencies) + rate * seconds
+            if workers > 1:
+                print(
+                    f"  good users' connections per worker: {found.workers}; attacker's: "
+                    f"worker {found.attacked}"
+                )
+                for attacked, where in ((True, "on the attacked worker"), (False, "elsewhere")):
+                    flooded = found.of(found.busy, attacked=attacked)
+                    calm = found.of(found.idle, attacked=attacked)
+                    if flooded.latencies:
+                        print(
+                            f"  good users {where}: p99 {flooded.p99() * 1e3:.3f} ms, "
+                            f"flood/idle {flooded.p99() / calm.p99():.2f}x"
+                        )
+            calls = len(busy.latencies) + rate * seconds
             print(
-                f"  proxy CPU meanwhile (all processes): {found.cpu / found.busy.elapsed:.0%} of "
+                f"  proxy CPU meanwhile (all processes): {found.cpu / busy.elapsed:.0%} of "
                 f"one core ({found.cpu / calls * 1e6:.0f} us per call, any outcome)"
             )
     print(f"good users' p99 flood/idle, 2 workers vs 1: {ratios[2]:.2f}x vs {ratios[1]:.2f}x")

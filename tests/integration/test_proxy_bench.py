@@ -31,6 +31,7 @@ async def test_flood_bench(capsys: pytest.CaptureFixture[str]) -> None:
     assert "bcrypt runs:" in out
     assert "-- 1 worker(s)" in out
     assert "-- 2 worker(s)" in out
+    assert "attacker's: worker" in out  # which worker each connection reached, from /proc
     assert "'OK'" not in out  # no wrong password was ever accepted
 
 
