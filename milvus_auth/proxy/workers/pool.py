@@ -189,9 +189,14 @@ class WorkerPool:
                 pause,
             )
             self._metrics.worker_died(worker.pid)
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, LONGEST_PAUSE)
-            await worker.start()
+            while True:
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, LONGEST_PAUSE)
+                try:
+                    await worker.start()
+                    break
+                except OSError as error:
+                    log.error("worker %d could not be started again: %s", worker.index, error)
             self._metrics.restarts.inc()
             log.warning("worker %d restarted (pid %d)", worker.index, worker.pid)
 

@@ -19,7 +19,6 @@ What is true of one proxy stays true of N workers:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import os
@@ -188,5 +187,4 @@ async def _report_health(pool: WorkerPool, health: health_aio.HealthServicer) ->
                 "every worker serving" if now else "not every worker is serving",
             )
             serving = now
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.sleep(HEALTH_PERIOD)
+        await asyncio.sleep(HEALTH_PERIOD)
