@@ -44,6 +44,7 @@ class Run:
     seconds: float
     p50: float
     p99: float
+    mean: float
     proxy_cpu: float
     """CPU seconds of the proxy's process tree (0 when there is no proxy)."""
     stub_cpu: float
@@ -68,8 +69,9 @@ class Run:
             spread = f", connections per worker {self.spread} (run {self.tries})"
         return (
             f"{label}: {self.rate:,.0f}/s, p50 {self.p50 * 1e3:.2f} ms, "
-            f"p99 {self.p99 * 1e3:.2f} ms{proxy}; stub {self.per_call(self.stub_cpu):.0f} "
-            f"us/call, h2load {self.per_call(self.h2load_cpu):.0f} us/call{spread}"
+            f"p99 {self.p99 * 1e3:.2f} ms, mean {self.mean * 1e3:.2f} ms{proxy}; "
+            f"stub {self.per_call(self.stub_cpu):.0f} us/call, "
+            f"h2load {self.per_call(self.h2load_cpu):.0f} us/call{spread}"
         )
 
 
@@ -135,6 +137,7 @@ class Load:
             seconds=(max(ends) - min(starts)) / 1e6,
             p50=statistics.median(latencies),
             p99=latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+            mean=statistics.fmean(latencies),
             proxy_cpu=proxy_cpu,
             stub_cpu=_cpu(self_after) - _cpu(self_before),
             h2load_cpu=_cpu(children_after) - _cpu(children_before),
@@ -184,6 +187,7 @@ async def _proxy(upstream: str, workers: int) -> AsyncIterator[tuple[str, int]]:
 
 async def run(*, calls: int = 10_000) -> None:
     """Print the four runs and their ratios."""
+    loads = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="milvus-auth-throughput-") as directory:
         workdir = Path(directory)
         async with stub_server() as (upstream, stub):
@@ -203,7 +207,8 @@ async def run(*, calls: int = 10_000) -> None:
     one, two = proxied
     print(
         f"-- GetVersion (auth on, root cached), {CONNECTIONS} connections x {STREAMS} streams, "
-        f"{calls} calls each, h2load"
+        f"{calls} calls each, h2load; load average before/after: "
+        f"{loads[0]:.1f}/{os.getloadavg()[0]:.1f}"
     )
     print(direct.line("(a) direct to the stub  "))
     print(floor.line("(b) bare grpc.aio       "))
@@ -221,7 +226,8 @@ async def run(*, calls: int = 10_000) -> None:
     print(
         f"cores busy during (c): {busy[0] / one.seconds:.2f}, "
         f"during (d): {busy[1] / two.seconds:.2f} "
-        f"(proxy + stub + h2load; this machine has {len(os.sched_getaffinity(0))})"
+        f"(proxy + stub + h2load; this machine has {len(os.sched_getaffinity(0))}; "
+        "the rest went to other processes)"
     )
 
 
