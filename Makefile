@@ -7,7 +7,7 @@ PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.1
 	$$p -c 'import sys' >/dev/null 2>&1 && { echo $$p; break; }; done)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test run lint typecheck unit bench etcd protos privileges lock clean
+.PHONY: test run lint typecheck unit bench etcd h2load protos privileges lock clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ etcd:
 	@command -v etcd >/dev/null 2>&1 || [ -x /usr/bin/etcd ] || { \
 		echo "installing Debian's etcd-server"; \
 		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null; }
+
+# h2load (a C HTTP/2 load generator) for bench/throughput.py.
+h2load:
+	@command -v h2load >/dev/null 2>&1 || { \
+		echo "installing Debian's nghttp2-client (h2load)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nghttp2-client >/dev/null; }
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
@@ -36,7 +42,7 @@ run: $(BIN)/.installed etcd
 	BIN=$(BIN) ./scripts/run-dev.sh
 
 # The proxy's benchmarks; each prints its figures and ratios measured in the same run.
-bench: $(BIN)/.installed
+bench: $(BIN)/.installed h2load
 	$(BIN)/python -m bench
 
 # Regenerate milvus_auth/protos/*_pb2*.py(i) from the .proto files there (commit the result).

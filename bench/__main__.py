@@ -15,6 +15,7 @@ from bench import (
     operator_roles,
     operator_users,
     overhead,
+    throughput,
 )
 
 
@@ -24,6 +25,8 @@ async def run_all() -> None:
     await auth_cache.run()
     print("\n== proxy overhead")
     await overhead.run()
+    print("\n== throughput with h2load: direct, bare forwarder, 1 and 2 workers")
+    await throughput.run()
     print("\n== cold start")
     await cold_start.run()
     print("\n== wrong-password flood")

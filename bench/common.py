@@ -23,7 +23,7 @@ import grpc
 
 from milvus_auth.core import CredentialRecord, KeyLayout, hash_password
 from milvus_auth.store import CredentialStore, Endpoint, EtcdSettings
-from tests.harness.processes import EtcdServer
+from tests.harness.processes import EtcdServer, children
 from tests.harness.proxy import ROOT_PASSWORD, ProxyProcess
 
 GET_VERSION = "/milvus.proto.milvus.MilvusService/GetVersion"
@@ -98,30 +98,47 @@ async def load(
     return Stats(latencies, time.perf_counter() - started, ends=ends)
 
 
-class _Stub(grpc.GenericRpcHandler):
+class Stub(grpc.GenericRpcHandler):
+    """Answers any unary call at once with an empty message; `calls` counts them."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
     def service(self, details: grpc.HandlerCallDetails) -> Any:
         async def answer(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+            self.calls += 1
             return b""
 
         return grpc.unary_unary_rpc_method_handler(answer)
 
 
 @contextlib.asynccontextmanager
-async def stub_upstream() -> AsyncIterator[str]:
-    """A gRPC server in this loop answering any unary call at once; yields host:port."""
+async def stub_server() -> AsyncIterator[tuple[str, Stub]]:
+    """A gRPC server in this loop answering any unary call at once; yields host:port, stub."""
+    stub = Stub()
     server = grpc.aio.server()
-    server.add_generic_rpc_handlers((_Stub(),))
+    server.add_generic_rpc_handlers((stub,))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
-        yield f"127.0.0.1:{port}"
+        yield f"127.0.0.1:{port}", stub
     finally:
         await server.stop(None)
 
 
+@contextlib.asynccontextmanager
+async def stub_upstream() -> AsyncIterator[str]:
+    """`stub_server`'s address alone."""
+    async with stub_server() as (address, _):
+        yield address
+
+
 @contextlib.contextmanager
-def etcd_and_proxy(upstream: str, *extra_args: str, profile: Path | None = None) -> Any:
-    """A throwaway etcd and one proxy (auth on, root bootstrapped) in front of `upstream`.
+def etcd_and_proxy(
+    upstream: str, *extra_args: str, profile: Path | None = None, workers: int = 1
+) -> Any:
+    """A throwaway etcd and one proxy (auth on, root bootstrapped) in front of `upstream`,
+    with `workers` worker processes.
 
     With `profile`, the proxy runs under cProfile and writes its statistics there on exit.
     """
@@ -135,6 +152,7 @@ def etcd_and_proxy(upstream: str, *extra_args: str, profile: Path | None = None)
             meta_root=META_ROOT,
             upstream=upstream,
             extra_args=["--log-level", "error", *extra_args],
+            workers=workers,
         )
         if profile is not None:
             profiler = [
@@ -168,6 +186,11 @@ def cpu_seconds(pid: int) -> float:
     """User plus system CPU time a process has used so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its live children (a proxy's supervisor and workers)."""
+    return cpu_seconds(pid) + sum(cpu_seconds(child) for child in children(pid))
 
 
 def unary(channel: grpc.aio.Channel, metadata: Sequence[tuple[str, str]]) -> Callable[[], Any]:

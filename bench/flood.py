@@ -1,67 +1,197 @@
-"""Wrong-password flood: one user attacked at 1,000 attempts/s while good users work.
+"""Wrong-password flood: one user attacked at 1,000 attempts/s while good users work, through
+a proxy with 1 worker and then with 2.
 
-bcrypt runs stay within the failure rate limit (per username: burst + rate x seconds), the
-attacker gets Milvus's UNAUTHENTICATED every time, and cached good users' p99 stays within 2x
-of idle. Through the real proxy process (default limits) and a stub upstream; the attacked
-user exists with a cost-10 hash and is never cached (wrong passwords never are).
+bcrypt runs stay within the failure rate limit (per username: burst + rate x seconds, for all
+workers together), the attacker gets Milvus's UNAUTHENTICATED every time, and cached good
+users' p99 stays within 2x of idle. Through the real proxy process (default limits) and a stub
+upstream; the attacked user exists with a cost-10 hash and is never cached (wrong passwords
+never are). Each good user calls over a connection of its own, so with 2 workers the kernel
+spreads them over both; the attacker's one connection lands on one of them, and good users'
+p99 is also shown apart for those on that worker and those elsewhere.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+from dataclasses import dataclass
+from typing import Any
 
 import grpc
 
-from bench.burst import other_client
+from bench.burst import OWN_CONNECTION, other_client
 from bench.common import (
-    cpu_seconds,
+    Stats,
     create_users,
     etcd_and_proxy,
     stub_upstream,
+    tree_cpu_seconds,
     users_load,
 )
 from milvus_auth.proxy.authn.ratelimit import RateLimitSettings
+from tests.harness.proxy import ProxyProcess
+from tests.harness.workers import accepted
 
 PASSWORD = "Flood-Good-Pass-1"
 GOOD_USERS = [f"good{i}" for i in range(4)]
 
 
+@dataclass(frozen=True)
+class Flooded:
+    """What one flood did to one proxy; good users' figures are per user, in `GOOD_USERS`
+    order, with the worker each one's connection reached."""
+
+    attack: dict[str, Any]
+    idle: list[Stats]
+    busy: list[Stats]
+    workers: list[int]
+    attacked: int
+    """The worker the attacker's connection reached."""
+    bcrypt_runs: int
+    rate_limited: float
+    cpu: float
+
+    def of(self, stats: list[Stats], *, attacked: bool | None = None) -> Stats:
+        """Good users' calls together: all, or those on (or off) the attacked worker."""
+        chosen = [
+            one
+            for one, worker in zip(stats, self.workers, strict=True)
+            if attacked is None or (worker == self.attacked) == attacked
+        ]
+        return Stats(
+            [latency for one in chosen for latency in one.latencies],
+            max((one.elapsed for one in chosen), default=0.0),
+        )
+
+
+class Connections:
+    """Which worker of the proxy accepts each new connection (from /proc)."""
+
+    def __init__(self, proxy: ProxyProcess) -> None:
+        self._port = proxy.port
+        self._pids = proxy.worker_pids()
+
+    def snapshot(self) -> list[set[str]]:
+        return [accepted(pid, self._port) for pid in self._pids]
+
+    def new_one(self, before: list[set[str]]) -> int:
+        """The worker that accepted a connection since `before`."""
+        (worker,) = [
+            index
+            for index, (now, then) in enumerate(zip(self.snapshot(), before, strict=True))
+            if now - then
+        ]
+        return worker
+
+
+async def _good_users(channels: list[grpc.aio.Channel], calls: int) -> list[Stats]:
+    return list(
+        await asyncio.gather(
+            *(
+                users_load(channel, [user], PASSWORD, calls)
+                for channel, user in zip(channels, GOOD_USERS, strict=True)
+            )
+        )
+    )
+
+
+async def flood(
+    upstream: str, *, workers: int, rate: float, seconds: float, good_calls: int, cost: int
+) -> Flooded:
+    """One proxy with `workers` workers: good users idle, then under the flood."""
+    with etcd_and_proxy(upstream, workers=workers) as (etcd, proxy):
+        passwords = dict.fromkeys(GOOD_USERS, PASSWORD) | {"victim": "Victim-Pass-1"}
+        await create_users(etcd, passwords, cost=cost)
+        connections = Connections(proxy)
+        async with contextlib.AsyncExitStack() as stack:
+            channels, reached = [], []
+            for _ in GOOD_USERS:
+                before = connections.snapshot()
+                channel = await stack.enter_async_context(
+                    grpc.aio.insecure_channel(proxy.address, options=OWN_CONNECTION)
+                )
+                await channel.channel_ready()
+                channels.append(channel)
+                reached.append(connections.new_one(before))
+            await _good_users(channels, 5)
+            idle = await _good_users(channels, good_calls)
+            before_runs = proxy.bcrypt_runs()
+            flags = ("--rate", str(rate), "--seconds", str(seconds))
+            before = connections.snapshot()
+            _, go = await other_client(proxy.address, "victim", "wrong", *flags)
+            attacked = connections.new_one(before)
+            assert proxy.process is not None
+            cpu = tree_cpu_seconds(proxy.process.pid)
+            attack, busy = await asyncio.gather(go(), _good_users(channels, good_calls))
+            cpu = tree_cpu_seconds(proxy.process.pid) - cpu
+            return Flooded(
+                attack=attack,
+                idle=idle,
+                busy=busy,
+                workers=reached,
+                attacked=attacked,
+                bcrypt_runs=proxy.bcrypt_runs() - before_runs,
+                rate_limited=proxy.metric("auth_total", result="failure", reason="rate_limited"),
+                cpu=cpu,
+            )
+
+
 async def run(
     *, rate: float = 1000.0, seconds: float = 3.0, good_calls: int = 300, cost: int = 10
 ) -> None:
-    """Print bcrypt runs against the limit and good users' latency, idle and under flood."""
+    """Print bcrypt runs against the limit and good users' latency, idle and under flood, for
+    1 and 2 workers."""
     limits = RateLimitSettings()
+    ratios = {}
     async with stub_upstream() as upstream:
-        with etcd_and_proxy(upstream) as (etcd, proxy):
-            passwords = dict.fromkeys(GOOD_USERS, PASSWORD) | {"victim": "Victim-Pass-1"}
-            await create_users(etcd, passwords, cost=cost)
-            async with grpc.aio.insecure_channel(proxy.address) as channel:
-                await users_load(channel, GOOD_USERS, PASSWORD, 5)
-                idle = await users_load(channel, GOOD_USERS, PASSWORD, good_calls)
-                before = proxy.bcrypt_runs()
-                flags = ("--rate", str(rate), "--seconds", str(seconds))
-                _, go = await other_client(proxy.address, "victim", "wrong", *flags)
-                assert proxy.process is not None
-                cpu = cpu_seconds(proxy.process.pid)
-                attack, busy = await asyncio.gather(
-                    go(), users_load(channel, GOOD_USERS, PASSWORD, good_calls)
+        for workers in (1, 2):
+            found = await flood(
+                upstream,
+                workers=workers,
+                rate=rate,
+                seconds=seconds,
+                good_calls=good_calls,
+                cost=cost,
+            )
+            took = found.attack["seconds"]
+            bound = limits.user_burst + limits.user_per_second * took
+            busy, idle = found.of(found.busy), found.of(found.idle)
+            ratios[workers] = busy.p99() / idle.p99()
+            print(
+                f"-- {workers} worker(s): {int(rate * seconds)} wrong passwords for one user "
+                f"over {took:.1f} s"
+            )
+            print(
+                f"  attacker's answers: {found.attack['codes']}; "
+                f"refused by the rate limit: {found.rate_limited:.0f}"
+            )
+            print(
+                f"  bcrypt runs: {found.bcrypt_runs} (bound by the limit, all workers together: "
+                f"{bound:.0f} = burst + rate x seconds)"
+            )
+            print(busy.line("  good users under flood"))
+            print(idle.line("  good users idle       "))
+            print(f"  good users' p99 flood/idle: {ratios[workers]:.2f}x (target <= 2x)")
+            if workers > 1:
+                print(
+                    f"  good users' connections per worker: {found.workers}; attacker's: "
+                    f"worker {found.attacked}"
                 )
-                cpu = cpu_seconds(proxy.process.pid) - cpu
-                runs = proxy.bcrypt_runs() - before
-                limited = proxy.metric("auth_total", result="failure", reason="rate_limited")
-    took = attack["seconds"]
-    bound = limits.user_burst + limits.user_per_second * took
-    print(f"wrong-password flood: {int(rate * seconds)} attempts on one user over {took:.1f} s")
-    print(f"  attacker's answers: {attack['codes']}; refused by the rate limit: {limited:.0f}")
-    print(f"  bcrypt runs: {runs} (bound by the limit: {bound:.0f} = burst + rate x seconds)")
-    print(busy.line("  good users under flood"))
-    print(idle.line("  good users idle       "))
-    print(f"  good users' p99 flood/idle: {busy.p99() / idle.p99():.2f}x (target <= 2x)")
-    print(
-        f"  proxy CPU meanwhile: {cpu / busy.elapsed:.0%} of one core "
-        f"({cpu / (len(busy.latencies) + rate * seconds) * 1e6:.0f} us per call, any outcome)"
-    )
+                for attacked, where in ((True, "on the attacked worker"), (False, "elsewhere")):
+                    flooded = found.of(found.busy, attacked=attacked)
+                    calm = found.of(found.idle, attacked=attacked)
+                    if flooded.latencies:
+                        print(
+                            f"  good users {where}: p99 {flooded.p99() * 1e3:.3f} ms, "
+                            f"flood/idle {flooded.p99() / calm.p99():.2f}x"
+                        )
+            calls = len(busy.latencies) + rate * seconds
+            print(
+                f"  proxy CPU meanwhile (all processes): {found.cpu / busy.elapsed:.0%} of "
+                f"one core ({found.cpu / calls * 1e6:.0f} us per call, any outcome)"
+            )
+    print(f"good users' p99 flood/idle, 2 workers vs 1: {ratios[2]:.2f}x vs {ratios[1]:.2f}x")
 
 
 def main() -> None:

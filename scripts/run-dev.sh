@@ -56,7 +56,7 @@ wait_for_port milvus-lite "$MILVUS_PORT" "$RUN_DIR/milvus-lite.log"
 
 "$BIN/milvus-auth" proxy --host 127.0.0.1 --port "$PROXY_PORT" --internal-port "$INTERNAL_PORT" \
     --upstream "127.0.0.1:$MILVUS_PORT" --etcd-endpoints "127.0.0.1:$ETCD_PORT" \
-    --root-password-file "$RUN_DIR/root-password" --metrics-port "$METRICS_PORT" \
+    --root-password-file "$RUN_DIR/root-password" --metrics-port "$METRICS_PORT" --workers 1 \
     >"$RUN_DIR/proxy.log" 2>&1 &
 PIDS+=($!)
 wait_for_port proxy "$PROXY_PORT" "$RUN_DIR/proxy.log"

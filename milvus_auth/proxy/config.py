@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,9 @@ from milvus_auth.config import parse_non_negative_int as _non_negative_int
 from milvus_auth.proxy.authn.ratelimit import RateLimitSettings
 from milvus_auth.proxy.opsconfig import OpsSettings, add_ops_arguments, ops_settings
 from milvus_auth.tls import TlsSettings, server_tls
+from milvus_auth.proxy.workers.cpus import available_cpus
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,8 @@ class ProxySettings:
     """Seconds in-flight calls get to finish after SIGTERM."""
     ops: OpsSettings = field(default_factory=OpsSettings)
     """TLS of the internal port and the upstream hop, failed-login lines, the access log."""
+    workers: int = 1
+    """Processes serving the public port; above 1 a supervisor runs them (proxy/workers/)."""
     log_level: str = "info"
     """Python logging level name."""
 
@@ -152,6 +158,12 @@ def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
         type=_non_negative_float,
     )
     option(
+        "--workers",
+        help="processes serving the public port (default: the CPUs this process may use, "
+        "from its cgroup CPU limit, else its affinity mask)",
+        type=_positive_int,
+    )
+    option(
         "--shutdown-grace",
         help="seconds in-flight calls get after SIGTERM",
         default=10.0,
@@ -207,6 +219,7 @@ def proxy_settings(args: argparse.Namespace) -> ProxySettings:
             )
         ),
         shutdown_grace=args.shutdown_grace,
+        workers=args.workers or available_cpus(),
         log_level=args.log_level,
         ops=ops_settings(args),
     )
@@ -224,6 +237,22 @@ def internal_port_open(host: str, token: str | None) -> bool:
         return not ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return True
+
+
+def warn_about_settings(settings: ProxySettings, internal_port: int) -> None:
+    """Log the start-up warnings about risky settings (once per proxy, workers or not)."""
+    if internal_port_open(settings.internal_host, settings.internal_token):
+        log.warning(
+            "insecure internal port %s:%d (--insecure-internal-port): it has no token, so "
+            "anyone who reaches it can make any password work for any user",
+            settings.internal_host,
+            internal_port,
+        )
+    if settings.auth_enabled and not settings.authorization_enabled:
+        log.warning(
+            "authorization is off (--authorization-enabled false): every authenticated "
+            "user may call every method, unlike a Milvus with authentication on"
+        )
 
 
 def _rate_limits(limits: RateLimitSettings) -> RateLimitSettings:
@@ -263,3 +292,10 @@ def _port(text: str) -> int:
     if not 0 <= port < 65536:
         raise argparse.ArgumentTypeError(f"a port is 0..65535, got {port}")
     return port
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value

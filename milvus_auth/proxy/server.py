@@ -4,6 +4,8 @@ Start-up order matters: root is bootstrapped, the credential and API key watches
 and the policy is loaded with its watch running before the public port accepts a call, so no
 login, key or privilege is checked against a cache nobody keeps coherent. On SIGTERM
 the public port stops accepting, in-flight calls get the grace period, then everything closes.
+With `--workers N` (proxy/workers/) each worker runs this with `WorkerPorts`: the public port
+shared with the other workers and the internal services on a private address.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from milvus_auth.proxy.authz import (
     PrivilegeInterceptor,
 )
 from milvus_auth.proxy.bootstrap import bootstrap_root
-from milvus_auth.proxy.config import ProxySettings, internal_port_open
+from milvus_auth.proxy.config import ProxySettings, warn_about_settings
 from milvus_auth.proxy.forwarding import CHANNEL_OPTIONS, Handler, Upstream
 from milvus_auth.proxy.guard import Check, guard
 from milvus_auth.proxy.metrics import ProxyMetrics
@@ -43,6 +45,7 @@ from milvus_auth.proxy.opsconfig import OpsSettings
 from milvus_auth.proxy.services.credentials import CredentialService, credential_handlers
 from milvus_auth.proxy.services.internal import add_internal_services
 from milvus_auth.proxy.services.rbac import RbacService, RbacStores, rbac_handlers
+from milvus_auth.proxy.workers.spec import WorkerPorts
 from milvus_auth.store import CredentialStore, PolicyStore, watch_policy, watch_users
 from milvus_auth.tls import add_port
 
@@ -50,13 +53,16 @@ log = logging.getLogger(__name__)
 
 _PUBLIC_OPTIONS: list[tuple[str, Any]] = [
     *CHANNEL_OPTIONS,
-    # Two proxies must not silently share a port.
-    ("grpc.so_reuseport", 0),
     # gRPC refuses headers over 8-16 KiB with RESOURCE_EXHAUSTED before any handler runs; an
     # oversized `authorization` must get Milvus's UNAUTHENTICATED like any other bad value.
     ("grpc.max_metadata_size", 256 * 1024),
     ("grpc.absolute_max_metadata_size", 256 * 1024),
 ]
+
+
+def _public_options(shared: bool) -> list[tuple[str, Any]]:
+    # Two proxies must not silently share a port: only a supervisor's workers share one.
+    return [*_PUBLIC_OPTIONS, ("grpc.so_reuseport", 1 if shared else 0)]
 
 
 class NoPolicyCache:
@@ -157,7 +163,9 @@ async def _cancel(task: asyncio.Task[None]) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
+async def running_proxy(
+    settings: ProxySettings, worker: WorkerPorts | None = None
+) -> AsyncIterator[RunningProxy]:
     """Start everything; on exit, stop accepting and give in-flight calls the grace period."""
     metrics = ProxyMetrics()
     common = settings.common
@@ -234,7 +242,7 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
             bypass = Bypass(settings.root_should_bind_role, settings.super_users)
             checks.append(PrivilegeInterceptor(policy, bypass))
             wrappers.append(ListFilter(policy, root_bound=settings.root_should_bind_role))
-        public = grpc.aio.server(options=_PUBLIC_OPTIONS)
+        public = grpc.aio.server(options=_public_options(shared=worker is not None))
         public.add_generic_rpc_handlers(
             (
                 PublicRouter(
@@ -259,8 +267,12 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
             public=public,
             internal=internal,
             public_port=add_port(public, f"{settings.host}:{settings.port}", settings.tls),
-            internal_port=add_port(
-                internal, f"{settings.internal_host}:{settings.internal_port}", ops.internal_tls
+            internal_port=(
+                internal.add_insecure_port(worker.internal_address)
+                if worker is not None
+                else add_port(
+                    internal, f"{settings.internal_host}:{settings.internal_port}", ops.internal_tls
+                )
             ),
         )
         if settings.metrics_port:
@@ -273,33 +285,25 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
         yield proxy
 
 
-async def serve(settings: ProxySettings) -> None:
-    """Run the proxy until SIGTERM or SIGINT."""
+async def serve(settings: ProxySettings, worker: WorkerPorts | None = None) -> None:
+    """Run the proxy, or one worker of several, until SIGTERM or SIGINT."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    async with running_proxy(settings) as proxy:
-        if internal_port_open(settings.internal_host, settings.internal_token):
-            log.warning(
-                "insecure internal port %s:%d (--insecure-internal-port): it has no token, so "
-                "anyone who reaches it can make any password work for any user",
-                settings.internal_host,
-                proxy.internal_port,
-            )
-        if settings.auth_enabled and not settings.authorization_enabled:
-            log.warning(
-                "authorization is off (--authorization-enabled false): every authenticated "
-                "user may call every method, unlike a Milvus with authentication on"
-            )
+    async with running_proxy(settings, worker) as proxy:
+        if worker is None:
+            # With workers, the supervisor says this once for all of them.
+            warn_about_settings(settings, proxy.internal_port)
         log.info(
-            "proxy ready: public %s:%d -> upstream %s, internal %s:%d, auth %s, authz %s, "
+            "proxy ready: public %s:%d -> upstream %s, internal %s, auth %s, authz %s, "
             "tls %s, internal tls %s, upstream tls %s, access log %s",
             settings.host,
             proxy.public_port,
             settings.upstream,
-            settings.internal_host,
-            proxy.internal_port,
+            worker.internal_address
+            if worker is not None
+            else f"{settings.internal_host}:{proxy.internal_port}",
             "on" if settings.auth_enabled else "off",
             "on" if settings.authorization_enabled else "off",
             "on" if settings.tls else "off",

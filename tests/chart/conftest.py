@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import subprocess
 import sys
@@ -127,4 +128,29 @@ def containers(deployment: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def env_of(container: dict[str, Any]) -> dict[str, str]:
-    return {item["name"]: item.get("value", "") for item in container.get("env", [])}
+    """The container's variables; a `resourceFieldRef` resolved as the kubelet resolves it,
+    other `valueFrom` references left empty."""
+    return {
+        item["name"]: item["value"] if "value" in item else _resource_field(container, item)
+        for item in container.get("env", [])
+    }
+
+
+def _resource_field(container: dict[str, Any], item: dict[str, Any]) -> str:
+    """The kubelet's downward API for CPU: the quantity over the divisor, rounded up."""
+    reference = item.get("valueFrom", {}).get("resourceFieldRef")
+    if reference is None:
+        return ""
+    assert reference["containerName"] == container["name"]
+    kind, _, resource = reference["resource"].partition(".")
+    assert resource == "cpu", "only CPU references are resolved here"
+    quantity = cpu_millis(container["resources"][kind][resource])
+    return str(math.ceil(quantity / cpu_millis(reference.get("divisor", "1"))))
+
+
+def cpu_millis(quantity: str | float) -> int:
+    """A CPU quantity (`2`, `0.5`, `1500m`) in millicores."""
+    text = str(quantity)
+    if text.endswith("m"):
+        return int(text[:-1])
+    return math.ceil(float(text) * 1000)

@@ -30,8 +30,9 @@ from milvus_auth.protos import proxy_pb2, proxy_pb2_grpc
 from milvus_auth.store import CredentialStore
 from tests.chart.conftest import Release, Render, containers, env_of, needs_helm
 from tests.harness.milvus import MilvusLite, milvus, milvus_server
-from tests.harness.processes import EtcdServer, ServerProcess, free_port, port_open
+from tests.harness.processes import EtcdServer, ServerProcess, children, free_port, port_open
 from tests.harness.proxy import milvus_auth_binary
+from tests.harness.workers import channels_on_every_worker
 from tests.operator.cluster import (
     NAMESPACE,
     Cluster,
@@ -106,6 +107,7 @@ def pod(
 def proxy_pod(
     release: Release, workdir: Path, etcd: EtcdServer, meta_root: str, milvus: MilvusLite
 ) -> Pod:
+    """The release's proxy container with loopback ports, the test's etcd and milvus-lite."""
     public, internal, metrics = free_port(), free_port(), free_port()
     overrides = {
         "MILVUS_AUTH_HOST": "127.0.0.1",
@@ -295,3 +297,52 @@ def bcrypt_runs(proxy: Pod) -> float:
     ]
     assert samples, "the proxy exports no bcrypt counter"
     return sum(samples)
+
+
+def test_a_proxy_pod_with_two_cpus_runs_two_workers(
+    render: Render, tmp_path: Path, etcd: EtcdServer, meta_root: str, milvus: MilvusLite
+) -> None:
+    # The CPU limit becomes --workers through the downward API (resolved as the kubelet does);
+    # the probe, the generated root password and the token-guarded cache RPC work as with one.
+    resources = {"requests": {"cpu": "2", "memory": "256Mi"}, "limits": {"cpu": "2"}}
+    release = render({"proxy": {"resources": resources}})[0]
+    proxy = proxy_pod(release, tmp_path, etcd, meta_root, milvus)
+    assert proxy.env["MILVUS_AUTH_WORKERS"] == "2"
+    internal = f"127.0.0.1:{proxy.port('MILVUS_AUTH_INTERNAL_PORT')}"
+    proxy.process.ready = lambda: _serving(internal)
+    proxy.process.start()
+    try:
+        assert proxy.process.process is not None
+        workers = children(proxy.process.process.pid)
+        assert len(workers) == 2
+        password = proxy.file("MILVUS_AUTH_ROOT_PASSWORD_FILE")
+        root = (("authorization", base64.b64encode(f"root:{password}".encode()).decode()),)
+        port = proxy.port("MILVUS_AUTH_PORT")
+        with channels_on_every_worker(port, workers) as opened:
+            for channel in opened.one_per_worker():
+                stub = milvus_pb2_grpc.MilvusServiceStub(channel)
+                stub.ListCredUsers(milvus_pb2.ListCredUsersRequest(), metadata=root, timeout=10)
+        token = proxy.file("MILVUS_AUTH_INTERNAL_TOKEN_FILE")
+        with grpc.insecure_channel(internal) as channel:
+            status = proxy_pb2_grpc.ProxyStub(channel).InvalidateCredentialCache(
+                proxy_pb2.InvalidateCredCacheRequest(username="root"),
+                metadata=((INTERNAL_TOKEN_METADATA, token),),
+                timeout=10,
+            )
+        assert status.error_code == 0
+        assert bcrypt_runs(proxy) == 2  # root verified once by each worker
+    finally:
+        assert proxy.process.stop() == 0
+    assert password not in proxy.process.log()
+    assert token not in proxy.process.log()
+
+
+def _serving(address: str) -> bool:
+    with grpc.insecure_channel(address) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=1
+            )
+        except grpc.RpcError:
+            return False
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)

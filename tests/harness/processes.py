@@ -31,6 +31,19 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return False
 
 
+def children(pid: int) -> list[int]:
+    """The live child processes of `pid` (from /proc), oldest first."""
+    found: list[tuple[int, int]] = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # exited meanwhile
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append((int(fields[19]), int(stat.parent.name)))
+    return [child for _, child in sorted(found)]
+
+
 def wait_until(check: Callable[[], bool], *, timeout: float, what: str) -> None:
     """Poll `check` until it is true; fail with `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout

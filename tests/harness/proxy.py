@@ -18,7 +18,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.harness.processes import ServerProcess, free_port, port_open
+from tests.harness.processes import ServerProcess, children, free_port, port_open
 from tests.harness.tls import TlsFiles
 
 ROOT_PASSWORD = "Milvus"  # Milvus's documented default, written to the root password file
@@ -51,6 +51,7 @@ class ProxyProcess(ServerProcess):
         name: str = "proxy",
         internal_tls: TlsFiles | None = None,
         internal_mutual: bool = False,
+        workers: int = 1,
     ) -> None:
         """`internal_tls`: TLS on the internal port with its server pair (mutual TLS with its
         CA when `internal_mutual`); the readiness check then shows its client pair."""
@@ -82,6 +83,9 @@ class ProxyProcess(ServerProcess):
             "4",
             "--shutdown-grace",
             "2",
+            # Explicit: the default is one per CPU, and most tests are about one process.
+            "--workers",
+            str(workers),
         ]
         if root_password is not None:
             argv += ["--root-password-file", str(_secret(workdir, f"{name}-root", root_password))]
@@ -99,7 +103,14 @@ class ProxyProcess(ServerProcess):
             log_path=workdir / f"{name}.log",
             ready=lambda: port_open(self.port) and self.serving(),
             env=env,
+            # Workers start together on the test machine's two shared cores.
+            start_timeout=30.0 * workers,
         )
+
+    def worker_pids(self) -> list[int]:
+        """The processes serving the public port: the workers, or this process alone."""
+        assert self.process is not None
+        return children(self.process.pid) or [self.process.pid]
 
     def serving(self) -> bool:
         """Whether this process's gRPC health service answers SERVING on the internal port.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import apikeys, auth_cache, authz, cold_start, enumeration, flood, overhead
+from bench import apikeys, auth_cache, authz, cold_start, enumeration, flood, overhead, throughput
 
 
 async def test_auth_cache_bench(capsys: pytest.CaptureFixture[str]) -> None:
@@ -29,7 +29,19 @@ async def test_flood_bench(capsys: pytest.CaptureFixture[str]) -> None:
     await flood.run(rate=100, seconds=0.5, good_calls=5, cost=4)
     out = capsys.readouterr().out
     assert "bcrypt runs:" in out
+    assert "-- 1 worker(s)" in out
+    assert "-- 2 worker(s)" in out
+    assert "attacker's: worker" in out  # which worker each connection reached, from /proc
     assert "'OK'" not in out  # no wrong password was ever accepted
+
+
+async def test_throughput_bench(capsys: pytest.CaptureFixture[str]) -> None:
+    # Each run checks that the stub answered every call h2load made.
+    await throughput.run(calls=300)
+    out = capsys.readouterr().out
+    assert "(d) milvus-auth 2 workers" in out
+    assert "rate: (c)/(b)" in out
+    assert "proxy CPU per call: (c)/(b)" in out
 
 
 async def test_enumeration_bench(capsys: pytest.CaptureFixture[str]) -> None:

@@ -253,7 +253,7 @@ def test_insecure_internal_port_starts_with_a_warning(
         extra_args=["--internal-host", "0.0.0.0", "--insecure-internal-port"],
     )
     assert _listening(proxy.internal_port) in ({"0.0.0.0"}, {"::"})
-    assert "WARNING milvus_auth.proxy.server insecure internal port 0.0.0.0:" in proxy.log()
+    assert "WARNING milvus_auth.proxy.config insecure internal port 0.0.0.0:" in proxy.log()
 
 
 def test_with_a_token_the_internal_port_may_listen_anywhere_without_warning(

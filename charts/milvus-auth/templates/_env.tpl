@@ -111,6 +111,21 @@
   value: {{ $p.rateLimit.userTotalPerSecond | quote }}
 - name: MILVUS_AUTH_SHUTDOWN_GRACE
   value: {{ $p.shutdownGrace | quote }}
+{{- /* One worker per CPU of the container's limit (the downward API rounds it up). */}}
+{{- if $p.workers }}
+- name: MILVUS_AUTH_WORKERS
+  value: {{ $p.workers | quote }}
+{{- else if (($p.resources).limits).cpu }}
+- name: MILVUS_AUTH_WORKERS
+  valueFrom:
+    resourceFieldRef:
+      containerName: proxy
+      resource: limits.cpu
+      divisor: "1"
+{{- else }}
+- name: MILVUS_AUTH_WORKERS
+  value: "1"
+{{- end }}
 - name: MILVUS_AUTH_LOG_LEVEL
   value: {{ $p.logLevel | quote }}
 {{- end }}
