@@ -25,8 +25,8 @@ from milvus_auth.config import parse_non_negative_float as _non_negative_float
 from milvus_auth.config import parse_non_negative_int as _non_negative_int
 from milvus_auth.proxy.authn.ratelimit import RateLimitSettings
 from milvus_auth.proxy.opsconfig import OpsSettings, add_ops_arguments, ops_settings
-from milvus_auth.tls import TlsSettings, server_tls
 from milvus_auth.proxy.workers.cpus import available_cpus
+from milvus_auth.tls import TlsSettings, server_tls
 
 log = logging.getLogger(__name__)
 

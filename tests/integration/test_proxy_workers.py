@@ -12,6 +12,7 @@ import os
 import signal
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -26,6 +27,7 @@ from milvus_auth.store import CredentialStore, EtcdSettings
 from tests.harness.processes import EtcdServer, free_port, wait_until
 from tests.harness.proxy import ROOT_PASSWORD, ProxyFactory, ProxyProcess, run_proxy_command
 from tests.harness.rbac import Rbac
+from tests.harness.tls import make_tls_files
 from tests.harness.upstream import StubUpstream
 from tests.harness.workers import channels_on_every_worker
 
@@ -299,3 +301,50 @@ def test_a_port_in_use_refuses_to_start_with_workers() -> None:
     assert done.returncode == 1
     assert f"cannot start: 127.0.0.1:{taken.port}: Address already in use" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_workers_serve_internal_tls_and_write_an_access_log_each(
+    proxy_factory: ProxyFactory,
+    etcd: EtcdServer,
+    meta_root: str,
+    upstream: StubUpstream,
+    rbac: Rbac,
+    tmp_path: Path,
+) -> None:
+    """The supervisor's internal port speaks the configured TLS (the workers' private sockets
+    stay plain), and each worker writes its own rotating access log file."""
+    tls = make_tls_files(tmp_path / "tls")
+    access = tmp_path / "access.log"
+    proxy = proxy_factory(
+        etcd_endpoint=etcd.endpoint,
+        meta_root=meta_root,
+        upstream=upstream.endpoint,
+        internal_token=TOKEN,
+        workers=2,
+        internal_tls=tls,
+        extra_args=["--access-log", str(access)],
+    )
+    anchors = grpc.ssl_channel_credentials(root_certificates=tls.ca.read_bytes())
+    with grpc.secure_channel(proxy.internal_address, anchors) as channel:
+        answer = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(), timeout=5
+        )
+        assert answer.status == health_pb2.HealthCheckResponse.SERVING
+        status = proxy_pb2_grpc.ProxyStub(channel).InvalidateCredentialCache(
+            proxy_pb2.InvalidateCredCacheRequest(username="ann"), metadata=INTERNAL, timeout=10
+        )
+        assert (status.error_code, status.code) == (0, 0)
+    assert _health(proxy) == -1  # plain text is refused on a TLS port
+    with channels_on_every_worker(proxy.port, proxy.worker_pids()) as opened:
+        for channel in opened.one_per_worker():
+            assert _code(channel, GET_VERSION, "ann", ANN_PASSWORD) == grpc.StatusCode.OK
+    files = [access.with_name(f"access.log.worker{index}") for index in range(2)]
+    wait_until(
+        lambda: all(path.exists() and path.read_text() for path in files),
+        timeout=10,
+        what="an access log line in each worker's file",
+    )
+    for path in files:
+        assert '"user":"ann"' in path.read_text()
+        assert ANN_PASSWORD not in path.read_text()
+    assert not access.exists()

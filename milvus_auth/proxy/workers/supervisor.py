@@ -35,10 +35,12 @@ from grpc_health.v1.health import aio as health_aio
 from milvus_auth.proxy.authn.ratelimit import RateLimitSettings
 from milvus_auth.proxy.command import EXIT_USER_ERROR, exit_code
 from milvus_auth.proxy.config import ProxySettings, warn_about_settings
+from milvus_auth.proxy.opsconfig import OpsSettings
 from milvus_auth.proxy.workers.fanout import FanOut
 from milvus_auth.proxy.workers.metrics import MULTIPROC_ENV, SupervisorMetrics
 from milvus_auth.proxy.workers.pool import WorkerPool
 from milvus_auth.proxy.workers.spec import WorkerPorts, WorkerSpec
+from milvus_auth.tls import add_port
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +67,26 @@ def share_limits(limits: RateLimitSettings, workers: int) -> RateLimitSettings:
     )
 
 
-def worker_settings(settings: ProxySettings, port: int) -> ProxySettings:
-    """What each worker runs with: the reserved public port, its share of the limits, no
-    metrics port of its own (the supervisor serves every worker's), one process."""
+def worker_settings(settings: ProxySettings, port: int, index: int) -> ProxySettings:
+    """What worker `index` runs with: the reserved public port, its share of the limits, no
+    metrics port of its own (the supervisor serves every worker's), one process, and an access
+    log file of its own (`PATH.worker<index>`: one rotating file per writer)."""
     return dataclasses.replace(
         settings,
         port=port,
         metrics_port=0,
         rate_limits=share_limits(settings.rate_limits, settings.workers),
         workers=1,
+        ops=_own_access_log(settings.ops, index),
     )
+
+
+def _own_access_log(ops: OpsSettings, index: int) -> OpsSettings:
+    access = ops.access_log
+    if access is None or access.destination == "-":
+        return ops
+    own = dataclasses.replace(access, destination=f"{access.destination}.worker{index}")
+    return dataclasses.replace(ops, access_log=own)
 
 
 def reserve_port(host: str, port: int) -> socket.socket:
@@ -118,9 +130,12 @@ async def _supervise(settings: ProxySettings, port: int, runtime: Path) -> int |
     metrics_dir = runtime / "metrics"
     metrics_dir.mkdir()
     metrics = SupervisorMetrics(metrics_dir, settings.workers)
-    shared = worker_settings(settings, port)
     specs = [
-        WorkerSpec(index, shared, WorkerPorts(f"unix:{runtime / f'worker-{index}.sock'}"))
+        WorkerSpec(
+            index,
+            worker_settings(settings, port, index),
+            WorkerPorts(f"unix:{runtime / f'worker-{index}.sock'}"),
+        )
         for index in range(settings.workers)
     ]
     pool = WorkerPool(specs, {**os.environ, MULTIPROC_ENV: str(metrics_dir)}, metrics)
@@ -129,7 +144,9 @@ async def _supervise(settings: ProxySettings, port: int, runtime: Path) -> int |
     internal = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     health_pb2_grpc.add_HealthServicer_to_server(health, internal)
     internal.add_generic_rpc_handlers((FanOut(pool.calls),))
-    internal_port = internal.add_insecure_port(f"{settings.internal_host}:{settings.internal_port}")
+    internal_port = add_port(
+        internal, f"{settings.internal_host}:{settings.internal_port}", settings.ops.internal_tls
+    )
     if settings.metrics_port:
         metrics.serve(settings.host, settings.metrics_port)
     await internal.start()
