@@ -13,6 +13,7 @@ from bench import (
     operator_roles,
     operator_users,
     overhead,
+    payload,
 )
 
 
@@ -22,6 +23,8 @@ async def run_all() -> None:
     await auth_cache.run()
     print("\n== proxy overhead")
     await overhead.run()
+    print("\n== large messages: inserts of 1, 16, 64 MiB and a 16 MiB search result")
+    await payload.run()
     print("\n== cold start")
     await cold_start.run()
     print("\n== wrong-password flood")

@@ -75,6 +75,8 @@ class ProxySettings:
     """Failed-login limits per username and per client address."""
     shutdown_grace: float = 10.0
     """Seconds in-flight calls get to finish after SIGTERM."""
+    max_message_size: int = 64 * 1024 * 1024
+    """Largest request accepted, in bytes: the upstream Milvus's proxy.grpc.serverMaxRecvSize."""
     log_level: str = "info"
     """Python logging level name."""
 
@@ -157,6 +159,12 @@ def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
         type=_non_negative_float,
     )
     option(
+        "--max-message-size",
+        help="largest request in bytes, as the upstream's proxy.grpc.serverMaxRecvSize",
+        default=64 * 1024 * 1024,
+        type=_positive_int,
+    )
+    option(
         "--shutdown-grace",
         help="seconds in-flight calls get after SIGTERM",
         default=10.0,
@@ -206,6 +214,7 @@ def proxy_settings(args: argparse.Namespace) -> ProxySettings:
             )
         ),
         shutdown_grace=args.shutdown_grace,
+        max_message_size=args.max_message_size,
         log_level=args.log_level,
     )
 
@@ -284,6 +293,13 @@ def _non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if not 0 < value < 2**31:
+        raise argparse.ArgumentTypeError(f"must be 1..{2**31 - 1}, got {value}")
     return value
 
 

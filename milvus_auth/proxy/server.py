@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import grpc
 
 from milvus_auth.core.grants import RbacLayout
+from milvus_auth.proxy.allocator import keep_freed_buffers
 from milvus_auth.proxy.authn.authenticator import Authenticator
 from milvus_auth.proxy.authn.bcrypt_pool import BcryptPool
 from milvus_auth.proxy.authn.coherence import Coherence
@@ -33,7 +34,7 @@ from milvus_auth.proxy.authz import (
 )
 from milvus_auth.proxy.bootstrap import bootstrap_root
 from milvus_auth.proxy.config import ProxySettings, internal_port_open
-from milvus_auth.proxy.forwarding import CHANNEL_OPTIONS, Handler, Upstream
+from milvus_auth.proxy.forwarding import Handler, Upstream, public_message_options
 from milvus_auth.proxy.guard import Check, guard
 from milvus_auth.proxy.metrics import ProxyMetrics
 from milvus_auth.proxy.services.credentials import CredentialService, credential_handlers
@@ -44,7 +45,6 @@ from milvus_auth.store import CredentialStore, PolicyStore, watch_policy, watch_
 log = logging.getLogger(__name__)
 
 _PUBLIC_OPTIONS: list[tuple[str, Any]] = [
-    *CHANNEL_OPTIONS,
     # Two proxies must not silently share a port.
     ("grpc.so_reuseport", 0),
     # gRPC refuses headers over 8-16 KiB with RESOURCE_EXHAUSTED before any handler runs; an
@@ -142,6 +142,7 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
     metrics = ProxyMetrics()
     common = settings.common
     grace = settings.shutdown_grace
+    keep_freed_buffers(settings.max_message_size)
     # Closed in reverse: public port, internal port, upstream, watch, bcrypt threads, etcd.
     async with contextlib.AsyncExitStack() as stack:
         store = await stack.enter_async_context(CredentialStore(common.etcd, common.layout))
@@ -194,7 +195,9 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
             bypass = Bypass(settings.root_should_bind_role, settings.super_users)
             checks.append(PrivilegeInterceptor(policy, bypass))
             wrappers.append(ListFilter(policy, root_bound=settings.root_should_bind_role))
-        public = grpc.aio.server(options=_PUBLIC_OPTIONS)
+        public = grpc.aio.server(
+            options=[*_PUBLIC_OPTIONS, *public_message_options(settings.max_message_size)]
+        )
         public.add_generic_rpc_handlers(
             (
                 PublicRouter(

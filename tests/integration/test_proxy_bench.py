@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import auth_cache, authz, cold_start, enumeration, flood, overhead
+from bench import auth_cache, authz, cold_start, enumeration, flood, overhead, payload
 
 
 async def test_auth_cache_bench(capsys: pytest.CaptureFixture[str]) -> None:
@@ -49,3 +49,10 @@ async def test_authz_bench(capsys: pytest.CaptureFixture[str]) -> None:
     assert "peak allocation" in out
     assert "throughput, 2 callers" in out
     assert "3 revokes: p50" in out
+
+
+async def test_payload_bench(capsys: pytest.CaptureFixture[str]) -> None:
+    ratios = await payload.run(sizes_mib=(1,), search_mib=1, repeats=3)
+    assert set(ratios) == {"insert  1 MiB", "search -> 1 MiB"}
+    assert all(ratio > 0 for ratio in ratios.values())
+    assert "proxy CPU" in capsys.readouterr().out
