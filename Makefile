@@ -7,7 +7,7 @@ PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.1
 	$$p -c 'import sys' >/dev/null 2>&1 && { echo $$p; break; }; done)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test run lint typecheck unit bench etcd protos privileges lock clean
+.PHONY: test run lint typecheck unit bench etcd h2load protos privileges lock clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ etcd:
 		echo "installing Debian's etcd-server"; \
 		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null; }
 
+h2load:
+	@command -v h2load >/dev/null 2>&1 || { \
+		echo "installing Debian's nghttp2-client (h2load)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nghttp2-client >/dev/null; }
+
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -28,7 +33,7 @@ lint: $(BIN)/.installed
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
 
-test: $(BIN)/.installed etcd lint typecheck
+test: $(BIN)/.installed etcd h2load lint typecheck
 	$(BIN)/pytest -q
 
 # etcd, milvus-lite and the proxy on 127.0.0.1:19530 under .run/ (root / Milvus); Ctrl-C stops.
@@ -36,7 +41,7 @@ run: $(BIN)/.installed etcd
 	BIN=$(BIN) ./scripts/run-dev.sh
 
 # The proxy's benchmarks; each prints its figures and ratios measured in the same run.
-bench: $(BIN)/.installed
+bench: $(BIN)/.installed etcd h2load
 	$(BIN)/python -m bench
 
 # Regenerate milvus_auth/protos/proxy_pb2*.py(i) from proxy.proto (commit the result).

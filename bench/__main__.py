@@ -14,6 +14,7 @@ from bench import (
     operator_users,
     overhead,
     payload,
+    percall,
 )
 
 
@@ -23,6 +24,8 @@ async def run_all() -> None:
     await auth_cache.run()
     print("\n== proxy overhead")
     await overhead.run()
+    print("\n== proxy CPU per call under h2load: forwarded, refused")
+    await percall.run()
     print("\n== large messages: inserts of 1, 16, 64 MiB and a 16 MiB search result")
     await payload.run()
     print("\n== cold start")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import auth_cache, authz, cold_start, enumeration, flood, overhead, payload
+from bench import auth_cache, authz, cold_start, enumeration, flood, overhead, payload, percall
 
 
 async def test_auth_cache_bench(capsys: pytest.CaptureFixture[str]) -> None:
@@ -56,3 +56,11 @@ async def test_payload_bench(capsys: pytest.CaptureFixture[str]) -> None:
     assert set(ratios) == {"insert  1 MiB", "search -> 1 MiB"}
     assert all(ratio > 0 for ratio in ratios.values())
     assert "proxy CPU" in capsys.readouterr().out
+
+
+async def test_percall_bench(capsys: pytest.CaptureFixture[str]) -> None:
+    cpu = await percall.run(requests=300, rounds=1)
+    assert all(seconds > 0 for seconds in cpu.values())
+    out = capsys.readouterr().out
+    assert "milvus-auth forwarded / bare forwarder" in out
+    assert "rate-limited / forwarded" in out

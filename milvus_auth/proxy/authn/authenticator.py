@@ -19,6 +19,7 @@ from milvus_auth.proxy.authn.bcrypt_pool import BcryptPool
 from milvus_auth.proxy.authn.cache import CredentialCache
 from milvus_auth.proxy.authn.headers import AUTH_CHECK_FAILURE, AuthFailure, Credentials
 from milvus_auth.proxy.authn.ratelimit import FailureLimiter
+from milvus_auth.proxy.authn.refusals import RefusalReporter
 from milvus_auth.proxy.authn.verifier import (
     AuthUnavailable,
     CredentialSource,
@@ -49,6 +50,7 @@ class Authenticator:
         self._limiter = limiter
         self._pool = pool
         self._metrics = metrics
+        self._refusals = RefusalReporter(metrics)
         self._verifier = SingleFlightVerifier(store, cache=self.cache, pool=pool)
 
     async def authenticate(self, credentials: Credentials, *, peer: str, method: str) -> None:
@@ -133,22 +135,14 @@ class Authenticator:
 
     def header_refused(self, failure: AuthFailure, *, peer: str, method: str) -> None:
         """Count and log a call refused before any username was known (bad or no header)."""
-        self._metrics.auth_results.labels("failure", failure.reason).inc()
-        log.warning(
-            "auth failure user=None peer=%s method=%s reason=%s", peer, method, failure.reason
-        )
+        self._refusals.refused(username=None, peer=peer, method=method, reason=failure.reason)
 
     def _refuse(self, credentials: Credentials, *, peer: str, method: str, reason: str) -> NoReturn:
         self._limiter.record_failure(credentials.username, peer)
         self._fail(credentials, peer=peer, method=method, reason=reason)
 
     def _fail(self, credentials: Credentials, *, peer: str, method: str, reason: str) -> NoReturn:
-        self._metrics.auth_results.labels("failure", reason).inc()
-        log.warning(
-            "auth failure user=%s peer=%s method=%s reason=%s",
-            shown_username(credentials.username),
-            peer,
-            method,
-            reason,
+        self._refusals.refused(
+            username=credentials.username, peer=peer, method=method, reason=reason
         )
         raise AuthFailure(AUTH_CHECK_FAILURE, reason)
