@@ -10,6 +10,7 @@ from bench import (
     cold_start,
     enumeration,
     flood,
+    memory,
     operator_roles,
     operator_users,
     overhead,
@@ -28,6 +29,8 @@ async def run_all() -> None:
     await percall.run()
     print("\n== large messages: inserts of 1, 16, 64 MiB and a 16 MiB search result")
     await payload.run()
+    print("\n== proxy memory: idle, 10,000 cached users, 10,000 grants")
+    await memory.run()
     print("\n== cold start")
     await cold_start.run()
     print("\n== wrong-password flood")

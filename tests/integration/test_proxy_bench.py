@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from bench import auth_cache, authz, cold_start, enumeration, flood, overhead, payload, percall
+from bench import (
+    auth_cache,
+    authz,
+    cold_start,
+    enumeration,
+    flood,
+    memory,
+    overhead,
+    payload,
+    percall,
+)
 
 
 async def test_auth_cache_bench(capsys: pytest.CaptureFixture[str]) -> None:
@@ -64,3 +74,10 @@ async def test_percall_bench(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "milvus-auth forwarded / bare forwarder" in out
     assert "rate-limited / forwarded" in out
+
+
+async def test_memory_bench(capsys: pytest.CaptureFixture[str]) -> None:
+    figures = await memory.run(users=50, roles=2, collections=3)
+    assert set(figures) == {"idle", "users", "grants"}
+    assert all(value > 0 for value in figures.values())
+    assert "users and grants over idle" in capsys.readouterr().out
