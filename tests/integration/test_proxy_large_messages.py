@@ -6,7 +6,7 @@ refused with the status Milvus gives it, without reaching the upstream.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import grpc
 import pytest
@@ -20,12 +20,6 @@ from tests.harness.real_milvus import RealMilvus
 from tests.harness.upstream import StubUpstream
 
 MIB = 1024 * 1024
-
-
-@pytest.fixture
-def upstream() -> Iterator[StubUpstream]:
-    with StubUpstream() as stub:
-        yield stub
 
 
 @pytest.fixture
