@@ -11,6 +11,7 @@ from bench import (
     enumeration,
     flood,
     memory,
+    operator_memory,
     operator_roles,
     operator_users,
     overhead,
@@ -41,6 +42,8 @@ async def run_all() -> None:
     await authz.run()
     print("\n== operator: initial reconcile, resume, rotation propagation")
     await operator_users.main(users=200, rotations=20, cost=10)
+    print("\n== operator memory: empty, 10,000 unrelated Secrets, MilvusUsers")
+    await operator_memory.run()
     print("\n== operator: roles initial reconcile and resume")
     await operator_roles.main(roles=100, grants=10, users=200)
 
