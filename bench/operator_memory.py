@@ -1,5 +1,6 @@
 """Operator memory in cluster-wide mode: RSS with an empty cluster, with 10,000 unrelated
-Secrets, and with MilvusUsers reconciled, and the label selector its Secret watch carries.
+Secrets, and with MilvusUsers reconciled (without those Secrets), and the label selector its
+Secret watch carries.
 
 The real `milvus-auth operator --all-namespaces` process runs against kmock (its Kubernetes
 API) and a real etcd, once per cluster state, and its RSS is read from /proc once it has
@@ -155,9 +156,12 @@ async def run(*, secrets: int = 10_000, users: int = 200) -> dict[str, int]:
                 figures = {"empty": await _measure(api, workdir, etcd)}
                 _add_secrets(api, secrets)
                 figures["secrets"] = await _measure(api, workdir, etcd)
+                selectors = {r.params.get("labelSelector") for r in _secret_listings(api)}
+                # kmock answers too slowly to reconcile users beside 10,000 objects.
+                for key in [key for key in api.objects if key[0] == kmock.resource(SECRETS)]:
+                    del api.objects[key]
                 added = _add_users(api, users)
                 figures["users"] = await _measure(api, workdir, etcd, added)
-                selectors = {r.params.get("labelSelector") for r in _secret_listings(api)}
         finally:
             etcd.stop()
     empty = figures["empty"]
@@ -169,9 +173,9 @@ async def run(*, secrets: int = 10_000, users: int = 200) -> dict[str, int]:
         "is the cost without it)"
     )
     print(
-        f"  + {users} MilvusUsers reconciled:  {figures['users'] / MIB:6.1f} MiB "
-        f"(+{(figures['users'] - figures['secrets']) / MIB:.1f} MiB, "
-        f"{(figures['users'] - figures['secrets']) / max(users, 1) / 1024:.1f} KiB per user)"
+        f"  {users} MilvusUsers reconciled (no other Secrets): {figures['users'] / MIB:6.1f} MiB "
+        f"(+{(figures['users'] - empty) / MIB:.1f} MiB over empty, "
+        f"{(figures['users'] - empty) / max(users, 1) / 1024:.1f} KiB per user)"
     )
     print(f"  Secret listings asked for labelSelector: {sorted(map(str, selectors))}")
     return figures
