@@ -34,7 +34,7 @@ lint: $(BIN)/.installed
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
 
-test: $(BIN)/.installed etcd lint typecheck
+test: $(BIN)/.installed etcd h2load lint typecheck
 	$(BIN)/pytest -q
 
 # etcd, milvus-lite and the proxy on 127.0.0.1:19530 under .run/ (root / Milvus); Ctrl-C stops.
@@ -42,7 +42,7 @@ run: $(BIN)/.installed etcd
 	BIN=$(BIN) ./scripts/run-dev.sh
 
 # The proxy's benchmarks; each prints its figures and ratios measured in the same run.
-bench: $(BIN)/.installed h2load
+bench: $(BIN)/.installed etcd h2load
 	$(BIN)/python -m bench
 
 # Regenerate milvus_auth/protos/*_pb2*.py(i) from the .proto files there (commit the result).

@@ -12,10 +12,14 @@ from bench import (
     cold_start,
     enumeration,
     flood,
+    memory,
+    operator_memory,
     operator_roles,
     operator_users,
     overhead,
     throughput,
+    payload,
+    percall,
 )
 
 
@@ -27,6 +31,12 @@ async def run_all() -> None:
     await overhead.run()
     print("\n== throughput with h2load: direct, bare forwarder, 1 and 2 workers")
     await throughput.run()
+    print("\n== proxy CPU per call under h2load: forwarded, refused")
+    await percall.run()
+    print("\n== large messages: inserts of 1, 16, 64 MiB and a 16 MiB search result")
+    await payload.run()
+    print("\n== proxy memory: idle, 10,000 cached users, 10,000 grants")
+    await memory.run()
     print("\n== cold start")
     await cold_start.run()
     print("\n== wrong-password flood")
@@ -43,6 +53,8 @@ async def run_all() -> None:
     await operator_users.main(users=200, rotations=20, cost=10)
     print("\n== operator: roles initial reconcile, resume, spec change propagation")
     await operator_roles.main(roles=100, grants=10, users=200, changes=20)
+    print("\n== operator memory: empty, 10,000 unrelated Secrets, MilvusUsers")
+    await operator_memory.run()
 
 
 if __name__ == "__main__":

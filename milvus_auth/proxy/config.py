@@ -76,6 +76,8 @@ class ProxySettings:
     """TLS of the internal port and the upstream hop, failed-login lines, the access log."""
     workers: int = 1
     """Processes serving the public port; above 1 a supervisor runs them (proxy/workers/)."""
+    max_message_size: int = 64 * 1024 * 1024
+    """Largest request accepted, in bytes: the upstream Milvus's proxy.grpc.serverMaxRecvSize."""
     log_level: str = "info"
     """Python logging level name."""
 
@@ -164,6 +166,12 @@ def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
         type=_positive_int,
     )
     option(
+        "--max-message-size",
+        help="largest request in bytes, as the upstream's proxy.grpc.serverMaxRecvSize",
+        default=64 * 1024 * 1024,
+        type=_positive_int,
+    )
+    option(
         "--shutdown-grace",
         help="seconds in-flight calls get after SIGTERM",
         default=10.0,
@@ -220,6 +228,7 @@ def proxy_settings(args: argparse.Namespace) -> ProxySettings:
         ),
         shutdown_grace=args.shutdown_grace,
         workers=args.workers or available_cpus(),
+        max_message_size=args.max_message_size,
         log_level=args.log_level,
         ops=ops_settings(args),
     )
@@ -296,6 +305,6 @@ def _port(text: str) -> int:
 
 def _positive_int(text: str) -> int:
     value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    if not 0 < value < 2**31:
+        raise argparse.ArgumentTypeError(f"must be 1..{2**31 - 1}, got {value}")
     return value

@@ -34,7 +34,10 @@ UNKNOWN_METHOD_LABEL = "other"  # the metrics label of every path outside the kn
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"  # the stubs are generic, grpc is not
 # gRPC sets these itself on the upstream call; HTTP/2 pseudo-headers (":...") are dropped too.
 _HOP_BY_HOP = frozenset({"user-agent", "te", "content-type", "grpc-timeout", "grpc-encoding"})
-# Milvus messages can be large (search results, bulk inserts): the upstream enforces its limits.
+MILVUS_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+"""Milvus's proxy.grpc.serverMaxRecvSize (and serverMaxSendSize) default."""
+# Milvus messages can be large (search results, bulk inserts): responses are the upstream's to
+# limit, and requests reach it only within the public port's limit (`public_message_options`).
 CHANNEL_OPTIONS = (
     ("grpc.max_send_message_length", -1),
     ("grpc.max_receive_message_length", -1),
@@ -48,6 +51,16 @@ _UPSTREAM_OPTIONS = (
     # The proxy never retries (the client decides); the retry filter's buffering costs latency.
     ("grpc.enable_retries", 0),
 )
+
+
+def public_message_options(max_message_bytes: int) -> tuple[tuple[str, int], ...]:
+    """The public port's message limits: a request larger than `max_message_bytes` is refused
+    with RESOURCE_EXHAUSTED, as Milvus refuses one over its serverMaxRecvSize, and is never
+    forwarded; a response is relayed at any size the upstream sends."""
+    return (
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", -1),
+    )
 
 
 def method_shapes() -> dict[str, tuple[bool, bool]]:

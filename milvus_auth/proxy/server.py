@@ -23,6 +23,7 @@ import grpc
 from milvus_auth.core.grants import RbacLayout
 from milvus_auth.proxy.accesslog import AccessLog, LineWriter
 from milvus_auth.proxy.authn.apikeys import start_api_keys
+from milvus_auth.proxy.allocator import keep_freed_buffers
 from milvus_auth.proxy.authn.authenticator import Authenticator
 from milvus_auth.proxy.authn.bcrypt_pool import BcryptPool
 from milvus_auth.proxy.authn.coherence import Coherence
@@ -38,7 +39,7 @@ from milvus_auth.proxy.authz import (
 )
 from milvus_auth.proxy.bootstrap import bootstrap_root
 from milvus_auth.proxy.config import ProxySettings, warn_about_settings
-from milvus_auth.proxy.forwarding import CHANNEL_OPTIONS, Handler, Upstream
+from milvus_auth.proxy.forwarding import Handler, Upstream, public_message_options
 from milvus_auth.proxy.guard import Check, guard
 from milvus_auth.proxy.metrics import ProxyMetrics
 from milvus_auth.proxy.opsconfig import OpsSettings
@@ -52,7 +53,6 @@ from milvus_auth.tls import add_port
 log = logging.getLogger(__name__)
 
 _PUBLIC_OPTIONS: list[tuple[str, Any]] = [
-    *CHANNEL_OPTIONS,
     # gRPC refuses headers over 8-16 KiB with RESOURCE_EXHAUSTED before any handler runs; an
     # oversized `authorization` must get Milvus's UNAUTHENTICATED like any other bad value.
     ("grpc.max_metadata_size", 256 * 1024),
@@ -170,6 +170,7 @@ async def running_proxy(
     metrics = ProxyMetrics()
     common = settings.common
     grace = settings.shutdown_grace
+    keep_freed_buffers(settings.max_message_size)
     # Closed in reverse: public port, internal port, upstream, watch, bcrypt threads, etcd.
     async with contextlib.AsyncExitStack() as stack:
         store = await stack.enter_async_context(CredentialStore(common.etcd, common.layout))
@@ -242,7 +243,12 @@ async def running_proxy(
             bypass = Bypass(settings.root_should_bind_role, settings.super_users)
             checks.append(PrivilegeInterceptor(policy, bypass))
             wrappers.append(ListFilter(policy, root_bound=settings.root_should_bind_role))
-        public = grpc.aio.server(options=_public_options(shared=worker is not None))
+        public = grpc.aio.server(
+            options=[
+                *_public_options(shared=worker is not None),
+                *public_message_options(settings.max_message_size),
+            ]
+        )
         public.add_generic_rpc_handlers(
             (
                 PublicRouter(

@@ -1,12 +1,14 @@
 """A small in-process gRPC upstream that records what the proxy forwards to it.
 
-It answers any MilvusService method by echoing the request bytes, plus a few test methods:
+It answers any MilvusService method by echoing the request bytes (up to Milvus's 64 MiB, as
+Milvus's proxy accepts), plus a few test methods:
 `/test.Stub/Fail` (a status with details and trailing metadata), `/test.Stub/Slow` (sleeps the
 seconds given in the request), `/test.Stub/Chat` (a bidirectional echo stream).
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+
+from milvus_auth.proxy.forwarding import MILVUS_MAX_MESSAGE_BYTES
 
 FAIL_DETAILS = "collection not found[collection=missing]"
 FAIL_TRAILER = ("milvus-error-detail", "from-upstream")
@@ -27,6 +31,8 @@ class Received:
     method: str
     metadata: dict[str, str | bytes]
     time_remaining: float | None
+    digest: str = ""
+    """sha256 of the request bytes (unary calls)."""
 
 
 class StubUpstream:
@@ -37,7 +43,13 @@ class StubUpstream:
         self.abandoned = threading.Event()
         """Set when a `/test.Stub/Slow` call saw its caller go away before it finished."""
         self._lock = threading.Lock()
-        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=16),
+            options=[
+                ("grpc.max_receive_message_length", MILVUS_MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", -1),
+            ],
+        )
         self._server.add_generic_rpc_handlers((_Router(self),))
         self.port = self._server.add_insecure_port(f"127.0.0.1:{port}")
 
@@ -53,11 +65,12 @@ class StubUpstream:
         """`127.0.0.1:<port>` for the proxy's --upstream."""
         return f"127.0.0.1:{self.port}"
 
-    def record(self, method: str, context: grpc.ServicerContext) -> None:
-        """Remember the call's metadata and deadline."""
+    def record(self, method: str, context: grpc.ServicerContext, request: bytes = b"") -> None:
+        """Remember the call's metadata, deadline and request digest."""
         metadata = {key: value for key, value in context.invocation_metadata()}
+        digest = hashlib.sha256(request).hexdigest()
         with self._lock:
-            self.received.append(Received(method, metadata, context.time_remaining()))
+            self.received.append(Received(method, metadata, context.time_remaining(), digest))
 
     def last(self) -> Received:
         """The most recent call."""
@@ -74,7 +87,7 @@ class _Router(grpc.GenericRpcHandler):
         stub = self._stub
 
         def echo(request: bytes, context: grpc.ServicerContext) -> bytes:
-            stub.record(method, context)
+            stub.record(method, context, request)
             context.set_trailing_metadata((("upstream-trailer", "yes"),))
             return request
 

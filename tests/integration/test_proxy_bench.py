@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from bench import apikeys, auth_cache, authz, cold_start, enumeration, flood, overhead, throughput
+from bench import (
+    apikeys,
+    auth_cache,
+    authz,
+    cold_start,
+    enumeration,
+    flood,
+    memory,
+    overhead,
+    payload,
+    percall,
+    throughput,
+)
 
 
 async def test_auth_cache_bench(capsys: pytest.CaptureFixture[str]) -> None:
@@ -71,3 +83,25 @@ async def test_apikeys_bench(capsys: pytest.CaptureFixture[str]) -> None:
     assert "etcd reads: 20 key records (1.00 per key" in out
     assert "bcrypt runs: 0 (target 0)" in out
     assert "2 revocations: p50" in out
+
+
+async def test_payload_bench(capsys: pytest.CaptureFixture[str]) -> None:
+    ratios = await payload.run(sizes_mib=(1,), search_mib=1, repeats=3)
+    assert set(ratios) == {"insert  1 MiB", "search -> 1 MiB"}
+    assert all(ratio > 0 for ratio in ratios.values())
+    assert "proxy CPU" in capsys.readouterr().out
+
+
+async def test_percall_bench(capsys: pytest.CaptureFixture[str]) -> None:
+    cpu = await percall.run(requests=300, rounds=1)
+    assert all(seconds > 0 for seconds in cpu.values())
+    out = capsys.readouterr().out
+    assert "milvus-auth forwarded / bare forwarder" in out
+    assert "rate-limited / forwarded" in out
+
+
+async def test_memory_bench(capsys: pytest.CaptureFixture[str]) -> None:
+    figures = await memory.run(users=50, roles=2, collections=3)
+    assert set(figures) == {"idle", "users", "grants"}
+    assert all(value > 0 for value in figures.values())
+    assert "users and grants over idle" in capsys.readouterr().out

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -20,12 +19,6 @@ from tests.harness.proxy import ProxyFactory, ProxyProcess
 from tests.harness.upstream import FAIL_DETAILS, FAIL_TRAILER, StubUpstream
 
 GET_VERSION = "/milvus.proto.milvus.MilvusService/GetVersion"
-
-
-@pytest.fixture
-def upstream() -> Iterator[StubUpstream]:
-    with StubUpstream() as stub:
-        yield stub
 
 
 @pytest.fixture

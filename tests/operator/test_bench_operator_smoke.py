@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import operator_roles, operator_users
+from bench import operator_memory, operator_roles, operator_users
 
 
 @pytest.mark.slow
@@ -26,3 +26,11 @@ async def test_role_benchmarks_run_with_tiny_sizes(capsys: pytest.CaptureFixture
     assert "etcd writes 0 (must be 0), refreshes 0 (must be 0)" in printed
     assert "etcd revision unchanged: True" in printed
     assert "spec change -> all 3 proxies enforce, 2 grant changes" in printed
+
+
+@pytest.mark.slow
+async def test_memory_benchmark_runs_with_tiny_sizes(capsys: pytest.CaptureFixture[str]) -> None:
+    figures = await operator_memory.run(secrets=20, users=2)
+    assert set(figures) == {"empty", "secrets", "users"}
+    assert all(value > 0 for value in figures.values())
+    assert "labelSelector: ['auth.milvus.io/watch=true']" in capsys.readouterr().out

@@ -97,3 +97,11 @@ def test_authorization_follows_authentication(argv: tuple[str, ...], expected: b
 def test_root_binds_roles_only_when_asked() -> None:
     assert settings_from().root_should_bind_role is False
     assert settings_from("--root-should-bind-role", "true").root_should_bind_role is True
+
+
+def test_max_message_size_defaults_to_milvus_and_must_be_positive() -> None:
+    assert settings_from().max_message_size == 64 * 1024 * 1024
+    assert settings_from("--max-message-size", "1024").max_message_size == 1024
+    for bad in ("0", "-1", str(2**31)):
+        with pytest.raises(SystemExit):
+            settings_from("--max-message-size", bad)

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CacheEntry:
     """A verified digest and the record revision it belongs to (None: pre-warmed without)."""
 
@@ -28,6 +28,8 @@ class CacheEntry:
 
 class Flight:
     """One name's reads in progress, and the newest change seen meanwhile."""
+
+    __slots__ = ("changed_at", "count")
 
     def __init__(self) -> None:
         self.count = 0
