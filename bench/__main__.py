@@ -17,9 +17,9 @@ from bench import (
     operator_roles,
     operator_users,
     overhead,
-    throughput,
     payload,
     percall,
+    throughput,
 )
 
 

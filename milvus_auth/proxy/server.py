@@ -22,8 +22,8 @@ import grpc
 
 from milvus_auth.core.grants import RbacLayout
 from milvus_auth.proxy.accesslog import AccessLog, LineWriter
-from milvus_auth.proxy.authn.apikeys import start_api_keys
 from milvus_auth.proxy.allocator import keep_freed_buffers
+from milvus_auth.proxy.authn.apikeys import start_api_keys
 from milvus_auth.proxy.authn.authenticator import Authenticator
 from milvus_auth.proxy.authn.bcrypt_pool import BcryptPool
 from milvus_auth.proxy.authn.coherence import Coherence
@@ -60,9 +60,13 @@ _PUBLIC_OPTIONS: list[tuple[str, Any]] = [
 ]
 
 
-def _public_options(shared: bool) -> list[tuple[str, Any]]:
+def _public_options(settings: ProxySettings, *, shared: bool) -> list[tuple[str, Any]]:
     # Two proxies must not silently share a port: only a supervisor's workers share one.
-    return [*_PUBLIC_OPTIONS, ("grpc.so_reuseport", 1 if shared else 0)]
+    return [
+        *_PUBLIC_OPTIONS,
+        ("grpc.so_reuseport", 1 if shared else 0),
+        *public_message_options(settings.max_message_size),
+    ]
 
 
 class NoPolicyCache:
@@ -170,7 +174,6 @@ async def running_proxy(
     metrics = ProxyMetrics()
     common = settings.common
     grace = settings.shutdown_grace
-    keep_freed_buffers(settings.max_message_size)
     # Closed in reverse: public port, internal port, upstream, watch, bcrypt threads, etcd.
     async with contextlib.AsyncExitStack() as stack:
         store = await stack.enter_async_context(CredentialStore(common.etcd, common.layout))
@@ -243,12 +246,7 @@ async def running_proxy(
             bypass = Bypass(settings.root_should_bind_role, settings.super_users)
             checks.append(PrivilegeInterceptor(policy, bypass))
             wrappers.append(ListFilter(policy, root_bound=settings.root_should_bind_role))
-        public = grpc.aio.server(
-            options=[
-                *_public_options(shared=worker is not None),
-                *public_message_options(settings.max_message_size),
-            ]
-        )
+        public = grpc.aio.server(options=_public_options(settings, shared=worker is not None))
         public.add_generic_rpc_handlers(
             (
                 PublicRouter(
@@ -293,6 +291,7 @@ async def running_proxy(
 
 async def serve(settings: ProxySettings, worker: WorkerPorts | None = None) -> None:
     """Run the proxy, or one worker of several, until SIGTERM or SIGINT."""
+    keep_freed_buffers(settings.max_message_size)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
