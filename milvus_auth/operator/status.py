@@ -17,7 +17,7 @@ from milvus_auth.operator.notify import FanOut
 
 
 class Reason(enum.StrEnum):
-    """Why a MilvusUser or MilvusRole is (not) Ready; the Ready condition's reason."""
+    """Why a MilvusUser, MilvusRole or MilvusAPIKey is (not) Ready; the Ready condition's reason."""
 
     APPLIED = "Applied"
     PROXIES_PENDING = "ProxiesPending"
@@ -32,6 +32,8 @@ class Reason(enum.StrEnum):
     ROLE_NOT_FOUND = "RoleNotFound"
     INVALID_RECORD = "InvalidRecord"
     KUBERNETES_UNAVAILABLE = "KubernetesUnavailable"
+    USER_NOT_FOUND = "UserNotFound"
+    EXPIRED = "Expired"
 
 
 # Reasons that need a human: the operator stops retrying (until the spec or Secret changes).
@@ -43,6 +45,7 @@ STALLED = frozenset(
         Reason.CONFLICT,
         Reason.NOT_PERMITTED,
         Reason.INVALID_RECORD,
+        Reason.EXPIRED,  # a new key needs spec.rotation changed (or rotateEvery)
     }
 )
 

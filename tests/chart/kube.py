@@ -20,6 +20,7 @@ NAMESPACE = "milvus"
 CUSTOM_RESOURCES = {
     "milvususers.v1alpha1.auth.milvus.io": {"kind": "MilvusUser", "namespaced": True},
     "milvusroles.v1alpha1.auth.milvus.io": {"kind": "MilvusRole", "namespaced": True},
+    "milvusapikeys.v1alpha1.auth.milvus.io": {"kind": "MilvusAPIKey", "namespaced": True},
     "servicemonitors.v1.monitoring.coreos.com": {"kind": "ServiceMonitor", "namespaced": True},
     "applications.v1alpha1.argoproj.io": {"kind": "Application", "namespaced": True},
     "gitrepositories.v1.source.toolkit.fluxcd.io": {"kind": "GitRepository", "namespaced": True},

@@ -25,7 +25,8 @@ from tests.chart.kube import kubernetes_api
 
 CRD_FILE = ROOT / "crds" / "milvususer.yaml"
 ROLE_CRD_FILE = ROOT / "crds" / "milvusrole.yaml"
-CRD_FILES = (CRD_FILE, ROLE_CRD_FILE)
+KEY_CRD_FILE = ROOT / "crds" / "milvusapikey.yaml"
+CRD_FILES = (CRD_FILE, ROLE_CRD_FILE, KEY_CRD_FILE)
 KUBERNETES_VERSION = "1.30.0"
 # Kubernetes objects, as opposed to Helm values and the users directory's kustomization.yaml.
 USER_FILES = sorted(
@@ -34,8 +35,12 @@ USER_FILES = sorted(
 ROLE_FILES = sorted(
     set((EXAMPLES / "roles").glob("*.yaml")) - {EXAMPLES / "roles/kustomization.yaml"}
 )
+KEY_FILES = sorted(
+    set((EXAMPLES / "apikeys").glob("*.yaml")) - {EXAMPLES / "apikeys/kustomization.yaml"}
+)
 MANIFESTS = sorted(
-    {*EXAMPLES.glob("*.yaml"), *USER_FILES, *ROLE_FILES} - set(EXAMPLES.glob("values-*.yaml"))
+    {*EXAMPLES.glob("*.yaml"), *USER_FILES, *ROLE_FILES, *KEY_FILES}
+    - set(EXAMPLES.glob("values-*.yaml"))
 )
 KUBECTL = shutil.which("kubectl")
 needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
@@ -388,7 +393,7 @@ async def test_kubectl_accepts_every_manifest(tmp_path: Path) -> None:
     # kubectl's client-side dry run needs API discovery, served here by kmock; schemas are
     # checked by the tests above (kmock serves no OpenAPI, hence --validate=false).
     async with kubernetes_api(tmp_path) as kubeconfig:
-        for path in [CRD_FILE, ROLE_CRD_FILE, *MANIFESTS]:
+        for path in [*CRD_FILES, *MANIFESTS]:
             process = await asyncio.create_subprocess_exec(
                 str(KUBECTL),
                 f"--kubeconfig={kubeconfig}",
