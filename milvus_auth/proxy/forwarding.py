@@ -5,6 +5,10 @@ deadline and cancellation go upstream; the upstream's status code, details, init
 trailing metadata come back unchanged. The RPC shape (unary or streaming) comes from the
 descriptors pymilvus ships; unknown methods are forwarded as bidirectional streams, which
 carry any shape on the wire.
+
+The client's `authorization` goes upstream as sent, except that `--upstream-token-file`
+replaces it for every call, and a caller proved by an API key is sent as Milvus's own proxy
+sends one (`<user>:___`): the key never leaves this proxy.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ import grpc
 from grpc_health.v1 import health_pb2
 from pymilvus.grpc_gen import milvus_pb2
 
-from milvus_auth.proxy.authn.headers import AUTHORIZATION_METADATA
+from milvus_auth.proxy.authn.headers import AUTHORIZATION_METADATA, api_key_user_authorization
+from milvus_auth.proxy.authn.identity import Proof, current_identity
 from milvus_auth.proxy.metrics import ProxyMetrics
 
 Context = grpc.aio.ServicerContext[bytes, bytes]
@@ -160,15 +165,20 @@ class Upstream:
         return forward
 
     def _metadata(self, context: Context) -> Metadata:
+        authorization = self._authorization
+        if authorization is None:
+            identity = current_identity()
+            if identity is not None and identity.proof is Proof.API_KEY:
+                authorization = api_key_user_authorization(identity.username)
         forwarded: Metadata = []
         for key, value in context.invocation_metadata() or ():
             if key.startswith(":") or key in _HOP_BY_HOP:
                 continue
-            if self._authorization is not None and key == AUTHORIZATION_METADATA:
+            if authorization is not None and key == AUTHORIZATION_METADATA:
                 continue
             forwarded.append((key, value))
-        if self._authorization is not None:
-            forwarded.append((AUTHORIZATION_METADATA, self._authorization))
+        if authorization is not None:
+            forwarded.append((AUTHORIZATION_METADATA, authorization))
         return forwarded
 
     def _observer(self, method: str) -> Callable[[grpc.StatusCode, float], None]:

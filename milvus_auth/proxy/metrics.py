@@ -49,14 +49,40 @@ class ProxyMetrics:
             buckets=_UPSTREAM_BUCKETS,
             registry=self.registry,
         )
+        self.api_key_results = Counter(
+            f"{_PREFIX}_api_key_auth_total",
+            "API-key logins by result (success, failure, unavailable) and reason",
+            ["result", "reason"],
+            registry=self.registry,
+        )
+        self.api_key_reads = Counter(
+            f"{_PREFIX}_api_key_etcd_reads_total",
+            "etcd reads on the API-key login path (cache misses), by record (key, user)",
+            ["record"],
+            registry=self.registry,
+        )
+        self.api_key_last_used_writes = Counter(
+            f"{_PREFIX}_api_key_last_used_writes_total",
+            "Last-use stamps of API keys by outcome (written, current, conflict, revoked, failed)",
+            ["result"],
+            registry=self.registry,
+        )
         # Resolved once: `labels()` takes a lock and a dict lookup on every call.
         self.cache_hit = self.cache_lookups.labels("hit")
         self.cache_miss = self.cache_lookups.labels("miss")
         self.auth_cached = self.auth_results.labels("success", "cached")
+        self.api_key_cached = self.api_key_results.labels("success", "cached")
 
     def bcrypt_runs(self) -> int:
         """How many bcrypt verifications ran (for tests and benchmarks)."""
         value = self.registry.get_sample_value(f"{_PREFIX}_bcrypt_seconds_count")
+        return int(value or 0)
+
+    def api_key_reads_of(self, record: str) -> int:
+        """How many etcd reads of `record` (key, user) API-key logins made (tests, benchmarks)."""
+        value = self.registry.get_sample_value(
+            f"{_PREFIX}_api_key_etcd_reads_total", {"record": record}
+        )
         return int(value or 0)
 
     def serve(self, host: str, port: int) -> None:

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import grpc
 
 from milvus_auth.core.grants import RbacLayout
+from milvus_auth.proxy.authn.apikeys import start_api_keys
 from milvus_auth.proxy.authn.authenticator import Authenticator
 from milvus_auth.proxy.authn.bcrypt_pool import BcryptPool
 from milvus_auth.proxy.authn.coherence import Coherence
@@ -149,7 +150,7 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
         stack.callback(pool.close)
         limiter = FailureLimiter(settings.rate_limits)
         authenticator = Authenticator(store, limiter=limiter, pool=pool, metrics=metrics)
-        coherence = Coherence(lambda: watch_users(store), authenticator.cache)
+        coherence = Coherence.of_credentials(lambda: watch_users(store), authenticator.cache)
         # Started before the bootstrap's etcd round trips, so the watch has taken its start
         # revision before the public port verifies a login: nothing cached predates it.
         coherence.start()
@@ -188,8 +189,17 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
         await rbac.roles.ensure_default_roles()
         checks: list[CheckSource] = []
         wrappers: list[HandlerWrapper] = []
+        api_keys = None
         if settings.auth_enabled:
-            checks.append(AuthInterceptor(authenticator))
+            api_keys = await start_api_keys(
+                stack,
+                common,
+                store,
+                user_cache=authenticator.cache,
+                limiter=limiter,
+                metrics=metrics,
+            )
+            checks.append(AuthInterceptor(authenticator, api_keys))
         if policy is not None:
             bypass = Bypass(settings.root_should_bind_role, settings.super_users)
             checks.append(PrivilegeInterceptor(policy, bypass))
@@ -212,6 +222,7 @@ async def running_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
             token=settings.internal_token,
             revisions=store,
             policy=policy,
+            api_keys=None if api_keys is None else api_keys.cache,
         )
         proxy = RunningProxy(
             public=public,

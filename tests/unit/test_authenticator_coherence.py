@@ -99,7 +99,7 @@ async def test_a_failing_watch_leaves_the_cache_untrusted_and_restarts(
         yield UserChanged("alice", 3)
         raise RuntimeError("a bug in the watch")
 
-    watcher = Coherence(events, auth.cache)
+    watcher = Coherence.of_credentials(events, auth.cache)
     watcher.start()
     await asyncio.sleep(0.1)
     await watcher.stop()

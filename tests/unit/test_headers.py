@@ -13,10 +13,13 @@ from milvus_auth.proxy.authn.headers import (
     AUTH_CHECK_FAILURE,
     INVALID_TOKEN_FORMAT,
     MISSING_AUTHORIZATION,
+    ApiKeyToken,
     AuthFailure,
     Credentials,
+    api_key_user_authorization,
     authorization_values,
     parse_authorization,
+    read_authorization,
 )
 
 MESSAGES = {MISSING_AUTHORIZATION, INVALID_TOKEN_FORMAT, AUTH_CHECK_FAILURE, API_KEY_FAILURE}
@@ -97,3 +100,21 @@ def test_a_64_kib_value_is_handled() -> None:
     assert len(parse_authorization([big]).password) == 65536
     with pytest.raises(AuthFailure):
         parse_authorization(["!" * 65536])
+
+
+@pytest.mark.parametrize(
+    ("raw", "text"),
+    [
+        (b"mak_0123456789abcdef_secret", "mak_0123456789abcdef_secret"),
+        (b"", ""),
+        (b"mak_\xff\xfe", "mak_\ufffd\ufffd"),  # not UTF-8: still a token, matching no key
+    ],
+)
+def test_colon_less_tokens_are_api_keys(raw: bytes, text: str) -> None:
+    token = read_authorization([encode(raw)])
+    assert token == ApiKeyToken(text)
+    assert text not in repr(token) or not text
+
+
+def test_an_api_key_caller_goes_upstream_as_milvus_sends_it() -> None:
+    assert base64.b64decode(api_key_user_authorization("etl")) == b"etl:___"

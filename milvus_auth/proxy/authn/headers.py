@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+
+from milvus_auth.core.apikeys import API_KEY_FAILURE
 
 AUTHORIZATION_METADATA = "authorization"
 
 MISSING_AUTHORIZATION = "missing authorization in header"
 INVALID_TOKEN_FORMAT = "invalid token format"  # noqa: S105  (Milvus's message)
 AUTH_CHECK_FAILURE = "auth check failure, please check username and password are correct"
-API_KEY_FAILURE = "auth check failure, please check api key is correct"
+# util.PasswordHolder: what Milvus's proxy puts in place of the password once an API key proved
+# the caller (`authorization = base64("<user>:___")`); the key itself never goes further.
+PASSWORD_HOLDER = "___"  # noqa: S105  (Milvus's placeholder, not a password)
 
 
 class AuthFailure(Exception):
@@ -40,8 +45,17 @@ class Credentials:
     password: str = field(repr=False)
 
 
-def parse_authorization(values: Sequence[str]) -> Credentials:
-    """The credentials in the `authorization` values, or `AuthFailure` (never anything else)."""
+@dataclass(frozen=True)
+class ApiKeyToken:
+    """A decoded token without a colon: what Milvus hands its API-key hook. Bytes that are not
+    UTF-8 are replaced, so the token stays text and simply matches no key."""
+
+    text: str = field(repr=False)
+
+
+def read_authorization(values: Sequence[str]) -> Credentials | ApiKeyToken:
+    """The credentials or API key in the `authorization` values, or `AuthFailure` (never
+    anything else)."""
     if not values:
         raise AuthFailure(MISSING_AUTHORIZATION, "missing_authorization")
     token = values[0]
@@ -51,8 +65,7 @@ def parse_authorization(values: Sequence[str]) -> Credentials:
         raise AuthFailure(INVALID_TOKEN_FORMAT, "invalid_token_format") from error
     username, colon, password = raw.partition(b":")
     if not colon:
-        # Milvus would look the value up as an API key; milvus-auth has none, so it never matches.
-        raise AuthFailure(API_KEY_FAILURE, "api_key")
+        return ApiKeyToken(raw.decode("utf-8", errors="replace"))
     try:
         return Credentials(username.decode("utf-8"), password.decode("utf-8"))
     except UnicodeDecodeError as error:
@@ -67,3 +80,19 @@ def authorization_values(metadata: Iterable[tuple[str, str | bytes]] | None) -> 
         for key, value in metadata or ()
         if key == AUTHORIZATION_METADATA and isinstance(value, str)
     ]
+
+
+def parse_authorization(values: Sequence[str]) -> Credentials:
+    """The credentials in the `authorization` values; an API key, like every other bad value,
+    is an `AuthFailure` with Milvus's text (for callers that take passwords only)."""
+    found = read_authorization(values)
+    if isinstance(found, ApiKeyToken):
+        raise AuthFailure(API_KEY_FAILURE, "api_key")
+    return found
+
+
+@functools.lru_cache(maxsize=4096)
+def api_key_user_authorization(username: str) -> str:
+    """The `authorization` value Milvus forwards for a caller an API key proved:
+    base64 of `<user>:___`."""
+    return base64.b64encode(f"{username}:{PASSWORD_HOLDER}".encode()).decode()

@@ -21,6 +21,7 @@ class Proof(enum.Enum):
     """How the caller proved who it is."""
 
     PASSWORD = "password"  # noqa: S105  (a kind of proof, not a password)
+    API_KEY = "api_key"  # the user an API key acts as (upstream sees `<user>:___`, as in Milvus)
 
 
 @dataclass(frozen=True)

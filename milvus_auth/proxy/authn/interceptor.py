@@ -6,6 +6,7 @@ that skips the check (CVE-2025-64513). Failures end the call with UNAUTHENTICATE
 exact message; etcd being unreachable for a user the cache cannot vouch for ends it with
 UNAVAILABLE, so clients retry instead of giving up. A proved caller becomes the call's
 `Identity` (identity.py), the only form in which anything further in sees who is calling.
+A token without a colon is an API key (apikey_auth.py): the caller is then the key's user.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from typing import Any
 
 import grpc
 
+from milvus_auth.proxy.authn.apikey_auth import ApiKeyAuthenticator
 from milvus_auth.proxy.authn.authenticator import Authenticator
 from milvus_auth.proxy.authn.headers import (
+    ApiKeyToken,
     AuthFailure,
     authorization_values,
-    parse_authorization,
+    read_authorization,
 )
 from milvus_auth.proxy.authn.identity import Identity, Proof, bind_identity, header_database
 from milvus_auth.proxy.authn.verifier import AuthUnavailable
@@ -31,12 +34,14 @@ UNAVAILABLE_MESSAGE = "credential store unavailable, please retry"
 class AuthInterceptor:
     """Authenticates every call before its handler runs and binds the caller's identity."""
 
-    def __init__(self, authenticator: Authenticator) -> None:
+    def __init__(self, authenticator: Authenticator, api_keys: ApiKeyAuthenticator) -> None:
         self._authenticator = authenticator
+        self._api_keys = api_keys
 
     def check_for(self, method: str) -> Check:
         """The check to run before `method`'s handler."""
         authenticator = self._authenticator
+        api_keys = self._api_keys
         # The path is the client's choice (unknown methods are forwarded too): logged bounded.
         method = shown_text(method)
 
@@ -46,15 +51,22 @@ class AuthInterceptor:
             try:
                 values = authorization_values(metadata)
                 try:
-                    credentials = parse_authorization(values)
+                    credentials = read_authorization(values)
                 except AuthFailure as failure:
                     authenticator.header_refused(failure, peer=peer, method=method)
                     raise
-                await authenticator.authenticate(credentials, peer=peer, method=method)
+                if isinstance(credentials, ApiKeyToken):
+                    username = await api_keys.authenticate(
+                        credentials.text, peer=peer, method=method
+                    )
+                    proof = Proof.API_KEY
+                else:
+                    await authenticator.authenticate(credentials, peer=peer, method=method)
+                    username, proof = credentials.username, Proof.PASSWORD
             except AuthFailure as failure:
                 await context.abort(grpc.StatusCode.UNAUTHENTICATED, failure.message)
             except AuthUnavailable:
                 await context.abort(grpc.StatusCode.UNAVAILABLE, UNAVAILABLE_MESSAGE)
-            bind_identity(Identity(credentials.username, Proof.PASSWORD, header_database(metadata)))
+            bind_identity(Identity(username, proof, header_database(metadata)))
 
         return check

@@ -10,6 +10,11 @@ outside the cluster; with `--internal-token-file` every cache RPC must also carr
 the `milvus-auth-internal-token` metadata. `grpc.health.v1.Health` is exempt from the token:
 Kubernetes' gRPC probes cannot send metadata, and health reveals nothing.
 
+milvus-auth's own `milvus_auth.v1.ApiKeyCache/InvalidateApiKeyCache` (apikeys.proto) sits beside
+them under the same token: it drops one API key from the cache, so its next use reads etcd (the
+operator calls it after revoking or rotating a key; the etcd watch would catch up within a
+moment anyway). A stock Milvus proxy answers it UNIMPLEMENTED.
+
 The record revision a milvus-auth operator attaches to `UpdateCredentialCache` lets the entry
 outlive the watch event of that same write; a revision etcd has not reached yet cannot belong
 to any write, so it is refused (an entry tagged 10^18 would otherwise outlive every change).
@@ -29,10 +34,15 @@ from grpc_health.v1.health import aio as health_aio
 from pymilvus.grpc_gen import common_pb2
 
 from milvus_auth.core import InvalidParameter, validate_username
+from milvus_auth.core.apikeys import is_key_id
 from milvus_auth.core.errors import MilvusError
-from milvus_auth.core.internal import INTERNAL_TOKEN_METADATA, RECORD_REVISION_PROPERTY
+from milvus_auth.core.internal import (
+    API_KEY_CACHE_SERVICE,
+    INTERNAL_TOKEN_METADATA,
+    RECORD_REVISION_PROPERTY,
+)
 from milvus_auth.core.roles import CacheOp, CacheRefresh, parse_cache_refresh
-from milvus_auth.protos import proxy_pb2
+from milvus_auth.protos import apikeys_pb2, proxy_pb2
 from milvus_auth.proxy.errors import StoreUnavailable, failure_status
 from milvus_auth.proxy.logsafe import shown_text, shown_username
 from milvus_auth.store import EtcdUnavailable
@@ -53,6 +63,13 @@ class CredentialCache(Protocol):
 
     def invalidate(self, username: str) -> None:
         """Forget whatever the cache holds for the user."""
+
+
+class ApiKeyCacheOps(Protocol):
+    """What InvalidateApiKeyCache changes: the API key cache."""
+
+    def invalidate(self, key_id: str) -> None:
+        """Forget the key; its next use reads etcd."""
 
 
 class RevisionSource(Protocol):
@@ -125,7 +142,24 @@ class CacheService:
         return common_pb2.Status()
 
 
+class ApiKeyCacheService:
+    """InvalidateApiKeyCache: drop one key by its public id."""
+
+    def __init__(self, cache: ApiKeyCacheOps) -> None:
+        self._cache = cache
+
+    async def invalidate(self, request: Any, _: Context) -> common_pb2.Status:
+        """Drop the key (a key the cache does not hold is no error)."""
+        key_id = request.key_id
+        if not is_key_id(key_id):
+            raise InvalidParameter("invalid API key id", "expected 16 lowercase hex digits")
+        self._cache.invalidate(key_id)
+        log.info("cache invalidate api_key=%s result=ok", key_id)
+        return common_pb2.Status()
+
+
 Behaviour = Callable[[Any, Context], Awaitable[common_pb2.Status]]
+Methods = dict[str, tuple[Behaviour, Callable[[bytes], Any]]]
 
 
 def _record_revision(text: str) -> int | None:
@@ -189,12 +223,14 @@ def add_internal_services(
     token: str | None,
     revisions: RevisionSource,
     policy: PolicyOps | None = None,
+    api_keys: ApiKeyCacheOps | None = None,
 ) -> None:
-    """Register Milvus's cache service (token-checked when `token` is set) and gRPC health."""
+    """Register Milvus's cache service, the API key cache service when there is an API key
+    cache (both token-checked when `token` is set) and gRPC health."""
     if token == "":
         raise ValueError("an empty internal token would accept calls without one")
     service = CacheService(authenticator, revisions, policy)
-    methods: dict[str, tuple[Behaviour, Callable[[bytes], Any]]] = {
+    methods: Methods = {
         "InvalidateCredentialCache": (
             service.invalidate,
             proxy_pb2.InvalidateCredCacheRequest.FromString,
@@ -205,6 +241,22 @@ def add_internal_services(
             proxy_pb2.RefreshPolicyInfoCacheRequest.FromString,
         ),
     }
+    services = {SERVICE: methods}
+    if api_keys is not None:
+        services[API_KEY_CACHE_SERVICE] = {
+            "InvalidateApiKeyCache": (
+                ApiKeyCacheService(api_keys).invalidate,
+                apikeys_pb2.InvalidateApiKeyCacheRequest.FromString,
+            )
+        }
+    server.add_generic_rpc_handlers(
+        tuple(_generic_handler(name, found, token) for name, found in services.items())
+    )
+    # The default HealthServicer reports the overall service "" as SERVING from the start.
+    health_pb2_grpc.add_HealthServicer_to_server(health_aio.HealthServicer(), server)
+
+
+def _generic_handler(service: str, methods: Methods, token: str | None) -> grpc.GenericRpcHandler:
     handlers = {
         name: grpc.unary_unary_rpc_method_handler(
             _guarded(behaviour, token),
@@ -213,6 +265,4 @@ def add_internal_services(
         )
         for name, (behaviour, deserialize) in methods.items()
     }
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
-    # The default HealthServicer reports the overall service "" as SERVING from the start.
-    health_pb2_grpc.add_HealthServicer_to_server(health_aio.HealthServicer(), server)
+    return grpc.method_handlers_generic_handler(service, handlers)
