@@ -1,0 +1,161 @@
+"""MilvusAPIKey end to end: the operator, two real proxy processes in front of milvus-lite, and
+pymilvus with `token=` the key from the Secret. Revocation and rotation are observed on the
+proxies themselves; the fan-out is the operator's real one, to the proxies' internal port."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+
+import grpc
+import pytest
+from pymilvus import MilvusClient
+
+from milvus_auth.store import ApiKeyStore
+from tests.harness.milvus import MilvusLite
+from tests.harness.processes import EtcdServer, free_port
+from tests.harness.proxy import ProxyFactory, ProxyProcess
+from tests.operator.cluster import SLICE_CONTROLLER, Cluster, eventually
+from tests.operator.conftest import PROXY_SERVICE, StartOperator
+from tests.operator.test_apikeys import key_in_secret, keys, owned
+
+__all__ = ["keys"]
+TOKEN = "operator-internal-token"
+GET_VERSION = "/milvus.proto.milvus.MilvusService/GetVersion"
+
+
+@pytest.fixture
+def proxies(
+    proxy_factory: ProxyFactory,
+    etcd: EtcdServer,
+    meta_root: str,
+    milvus: MilvusLite,
+    cluster: Cluster,
+) -> list[ProxyProcess]:
+    """Two proxies requiring the internal token, published as the proxy Service's endpoints."""
+    started = [
+        proxy_factory(
+            etcd_endpoint=etcd.endpoint,
+            meta_root=meta_root,
+            upstream=milvus.endpoint,
+            internal_token=TOKEN,
+        )
+        for _ in range(2)
+    ]
+    cluster.set_proxies(PROXY_SERVICE, [("127.0.0.1", p.internal_port) for p in started])
+    return started
+
+
+def _accepts(proxy: ProxyProcess, token: str) -> bool:
+    """Whether the proxy lets one call through with `token` as the API key."""
+    header = base64.b64encode(token.encode()).decode()
+    code = grpc.StatusCode.OK
+    with grpc.insecure_channel(proxy.address) as channel:
+        try:
+            channel.unary_unary(GET_VERSION)(b"", metadata=[("authorization", header)], timeout=5)
+        except grpc.RpcError as error:
+            code = error.code()
+    assert code in {grpc.StatusCode.OK, grpc.StatusCode.UNAUTHENTICATED}, code
+    return code is grpc.StatusCode.OK
+
+
+async def accepted(proxies: list[ProxyProcess], token: str) -> list[bool]:
+    """Whether each proxy accepts the key (in threads: kmock serves on this loop)."""
+    return list(await asyncio.gather(*(asyncio.to_thread(_accepts, p, token) for p in proxies)))
+
+
+async def ready_key(cluster: Cluster, spec: dict[str, object]) -> str:
+    """MilvusUser etl and a MilvusAPIKey for it, Ready; the token from its Secret."""
+    await cluster.create_user("etl-user", {"username": "etl"})
+    await eventually(lambda: cluster.reason("etl-user") == "Applied", within=30)
+    await cluster.create_key("etl", {"username": "etl", **spec})
+    await eventually(lambda: cluster.key_reason("etl") == "Applied", within=30)
+    return key_in_secret(cluster).token
+
+
+def _pymilvus_lists_collections(proxy: ProxyProcess, token: str) -> list[str]:
+    client = MilvusClient(uri=proxy.uri, token=token, timeout=10)
+    try:
+        return list(client.list_collections())
+    finally:
+        client.close()
+
+
+async def test_pymilvus_connects_with_the_key_from_the_secret(
+    cluster: Cluster, proxies: list[ProxyProcess], start_operator: StartOperator
+) -> None:
+    await start_operator(internal_token=TOKEN)
+    token = await ready_key(cluster, {})
+    assert cluster.key_status("etl")["proxies"] == {"updated": 2, "total": 2, "summary": "2/2"}
+    for proxy in proxies:
+        assert await asyncio.to_thread(_pymilvus_lists_collections, proxy, token) == []
+    assert [p.bcrypt_runs() for p in proxies] == [0, 0]  # a key never costs a bcrypt
+
+
+async def test_deleting_the_resource_revokes_on_both_proxies_before_it_is_gone(
+    cluster: Cluster, proxies: list[ProxyProcess], start_operator: StartOperator, keys: ApiKeyStore
+) -> None:
+    await start_operator(internal_token=TOKEN)
+    token = await ready_key(cluster, {})
+    assert await accepted(proxies, token) == [True, True]  # cached on both now
+
+    started = time.monotonic()
+    await cluster.delete_key("etl")
+    refused_after = None
+    while cluster.key("etl") is not None or refused_after is None:
+        refused = await accepted(proxies, token) == [False, False]
+        if refused and refused_after is None:
+            refused_after = time.monotonic() - started
+        # The finalizer goes only once every proxy confirmed: never while one still accepts.
+        assert cluster.key("etl") is not None or refused_after is not None
+        assert time.monotonic() - started < 20, "the resource was never released"
+    assert refused_after is not None
+    assert refused_after < 1.0
+    assert await owned(keys) == {}
+
+
+async def test_deletion_holds_the_finalizer_while_a_proxy_has_not_confirmed(
+    cluster: Cluster, proxies: list[ProxyProcess], start_operator: StartOperator, keys: ApiKeyStore
+) -> None:
+    await start_operator(internal_token=TOKEN)
+    token = await ready_key(cluster, {})
+    cluster.add_slice("dead", PROXY_SERVICE, "127.0.0.1", free_port(), managed_by=SLICE_CONTROLLER)
+
+    await cluster.delete_key("etl")
+    await eventually(lambda: cluster.key_reason("etl") == "ProxiesPending", within=10)
+    assert await owned(keys) == {}  # revoked in etcd first
+    assert await accepted(proxies, token) == [False, False]
+    assert cluster.key_status("etl")["proxies"]["summary"] == "2/3"
+    assert cluster.key("etl") is not None
+
+    cluster.set_proxies(PROXY_SERVICE, [("127.0.0.1", p.internal_port) for p in proxies])
+    await eventually(lambda: cluster.key("etl") is None, within=20, what="finalizer released")
+
+
+async def test_rotation_both_keys_work_during_the_grace_period_then_only_the_new_one(
+    cluster: Cluster, proxies: list[ProxyProcess], start_operator: StartOperator, keys: ApiKeyStore
+) -> None:
+    await start_operator(internal_token=TOKEN)
+    old = await ready_key(cluster, {"rotationGracePeriod": "4s"})
+    assert await accepted(proxies, old) == [True, True]
+
+    await cluster.patch_key("etl", {"metadata": {"generation": 2}, "spec": {"rotation": "2"}})
+    await eventually(lambda: key_in_secret(cluster).token != old, what="the new key")
+    new = key_in_secret(cluster).token
+    await eventually(lambda: cluster.key_status("etl").get("previousKeyExpiresAt") is not None)
+    assert await accepted(proxies, new) == [True, True]
+    assert await accepted(proxies, old) == [True, True]  # in its grace period
+
+    async def old_refused() -> bool:
+        return await accepted(proxies, old) == [False, False]
+
+    await eventually(old_refused, within=15, what="the old key refused on every proxy")
+    assert await accepted(proxies, new) == [True, True]
+
+    async def old_removed() -> bool:  # proxies refuse it at its grace end, then it is removed
+        return set(await owned(keys)) == {key_in_secret(cluster).key_id}
+
+    await eventually(old_removed, within=10, what="the old record removed")
+    for proxy in proxies:
+        assert await asyncio.to_thread(_pymilvus_lists_collections, proxy, new) == []
