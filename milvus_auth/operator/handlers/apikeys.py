@@ -10,6 +10,7 @@ Deletion revokes every key behind the `auth.milvus.io/finalizer`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -54,7 +55,9 @@ def register_apikeys(registry: kopf.OperatorRegistry, runtime: OperatorRuntime) 
     async def resync_key(body: kopf.Body, patch: kopf.Patch, **kw: Any) -> None:
         await _reconcile_key(runtime, body, patch, int(kw.get("retry") or 0))
 
-    @kopf.daemon(*KEYS, id="schedule", cancellation_timeout=5.0, registry=registry)
+    # Without a cancellation timeout kopf cancels an async daemon at once when it stops it; a
+    # plain sleep is what that cancels (kopf's `stopped.wait()` leaves a timer task behind).
+    @kopf.daemon(*KEYS, id="schedule", registry=registry)
     async def schedule(body: kopf.Body, stopped: kopf.DaemonStopped, **_: Any) -> None:
         fired = time.time()  # what is due before the daemon started, resume handles
         while not stopped:
@@ -70,7 +73,7 @@ def register_apikeys(registry: kopf.OperatorRegistry, runtime: OperatorRuntime) 
                 )
                 continue
             wait = POLL if due is None else min(POLL, due + MARGIN - now)
-            await stopped.wait(wait)
+            await asyncio.sleep(wait)
 
     @kopf.on.delete(*KEYS, id="remove", registry=registry)
     async def remove_key(body: kopf.Body, patch: kopf.Patch, retry: int, **_: Any) -> None:
