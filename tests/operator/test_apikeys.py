@@ -379,3 +379,24 @@ async def test_keys_issued_by_the_cli_are_never_touched(
     stored = await keys.get(cli.key_id)
     assert isinstance(stored, StoredApiKey)
     assert stored.record == record
+
+
+async def test_last_use_stamped_by_a_proxy_shows_in_the_status_at_resync(
+    cluster: Cluster, start_operator: StartOperator, keys: ApiKeyStore
+) -> None:
+    await start_operator(notifier=FakeNotifier(), resync_period=0.5)
+    await etl_user(cluster)
+    await cluster.create_key("etl", {"username": "etl"})
+    await eventually(lambda: cluster.key_reason("etl") == "Applied")
+    assert "lastUsedTime" not in cluster.key_status("etl")
+    key = key_in_secret(cluster)
+
+    stored = await keys.get(key.key_id)
+    assert stored is not None
+    used = int(time.time()) // 60 * 60
+    await keys.touch(stored, used)  # what a proxy's batched last-use stamp writes
+    await eventually(lambda: cluster.key_status("etl").get("lastUsedTime") is not None)
+    assert cluster.key_status("etl")["lastUsedTime"] == time.strftime(
+        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(used)
+    )
+    assert key_in_secret(cluster) == key  # a stamp is no change of the key
