@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import subprocess
 from typing import Any
 
 import jsonschema
 import kubernetes_validate
 import pytest
-import yaml
 
 from milvus_auth.operator.apikeys.decide import check_spec
 from milvus_auth.operator.apikeys.spec import ApiKeySpec
-from tests.chart.conftest import EXAMPLES, load_all
+from tests.chart.conftest import load_all
 from tests.chart.test_examples import (
     KEY_CRD_FILE,
     KEY_FILES,
-    KUBECTL,
     KUBERNETES_VERSION,
     broken_rules,
+    kustomize,
     needs_kubectl,
     user_schema,
 )
@@ -97,13 +95,6 @@ def test_example_keys_pass_the_crd_and_name_a_user_declared_beside_them(
 
 @needs_kubectl
 def test_apikeys_directory_builds_with_kustomize() -> None:
-    built = subprocess.run(
-        [str(KUBECTL), "kustomize", str(EXAMPLES / "apikeys")],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    objects = [doc for doc in yaml.safe_load_all(built) if doc]
+    objects = kustomize("apikeys")
     assert {obj["metadata"]["namespace"] for obj in objects} == {"milvus"}
     assert sorted(obj["kind"] for obj in objects) == ["MilvusAPIKey"] * 2 + ["MilvusUser"] * 2

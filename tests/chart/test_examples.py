@@ -353,16 +353,21 @@ def test_user_roles_refuse_public_and_bad_names() -> None:
     assert broken_rules(listed) == [".spec.roles[1]: self != 'public'"]
 
 
-@needs_kubectl
-def test_users_directory_builds_with_kustomize() -> None:
+def kustomize(directory: str) -> list[dict[str, Any]]:
+    """The objects `kubectl kustomize examples/k8s/<directory>` builds."""
     built = subprocess.run(
-        [str(KUBECTL), "kustomize", str(EXAMPLES / "users")],
+        [str(KUBECTL), "kustomize", str(EXAMPLES / directory)],
         capture_output=True,
         text=True,
         check=True,
         timeout=60,
     ).stdout
-    objects = [doc for doc in yaml.safe_load_all(built) if doc]
+    return [doc for doc in yaml.safe_load_all(built) if doc]
+
+
+@needs_kubectl
+def test_users_directory_builds_with_kustomize() -> None:
+    objects = kustomize("users")
     assert {obj["metadata"]["namespace"] for obj in objects} == {"milvus"}
     assert sorted(obj["kind"] for obj in objects) == [
         "MilvusUser",
@@ -375,14 +380,7 @@ def test_users_directory_builds_with_kustomize() -> None:
 
 @needs_kubectl
 def test_roles_directory_builds_with_kustomize() -> None:
-    built = subprocess.run(
-        [str(KUBECTL), "kustomize", str(EXAMPLES / "roles")],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    objects = [doc for doc in yaml.safe_load_all(built) if doc]
+    objects = kustomize("roles")
     assert {obj["metadata"]["namespace"] for obj in objects} == {"milvus"}
     assert sorted(obj["kind"] for obj in objects) == ["MilvusRole"] * 3 + ["MilvusUser"] * 3
 

@@ -55,9 +55,10 @@ def register_apikeys(registry: kopf.OperatorRegistry, runtime: OperatorRuntime) 
     async def resync_key(body: kopf.Body, patch: kopf.Patch, **kw: Any) -> None:
         await _reconcile_key(runtime, body, patch, int(kw.get("retry") or 0))
 
-    # Without a cancellation timeout kopf cancels an async daemon at once when it stops it; a
-    # plain sleep is what that cancels (kopf's `stopped.wait()` leaves a timer task behind).
-    @kopf.daemon(*KEYS, id="schedule", registry=registry)
+    # With a cancellation timeout kopf cancels the daemon's sleep at once when it stops it
+    # (deletion, shutdown); without one it would re-check only every 60 s, holding deletions.
+    # A plain sleep, because kopf's `stopped.wait()` leaves a timer task failing the shutdown.
+    @kopf.daemon(*KEYS, id="schedule", cancellation_timeout=1.0, registry=registry)
     async def schedule(body: kopf.Body, stopped: kopf.DaemonStopped, **_: Any) -> None:
         fired = time.time()  # what is due before the daemon started, resume handles
         while not stopped:
