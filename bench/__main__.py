@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from bench import (
+    apikeys,
     auth_cache,
     authz,
     cold_start,
@@ -30,6 +31,8 @@ async def run_all() -> None:
     await enumeration.run()
     print("\n== authorization: decision, name extraction, throughput on/off, revoke propagation")
     await authz.run()
+    print("\n== API keys: cached check, 1,000 cold keys, revocation on 3 proxies")
+    await apikeys.run()
     print("\n== operator: initial reconcile, resume, rotation propagation")
     await operator_users.main(users=200, rotations=20, cost=10)
     print("\n== operator: roles initial reconcile and resume")

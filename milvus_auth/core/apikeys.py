@@ -18,6 +18,7 @@ import secrets
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from milvus_auth.core.credentials import USERNAME_PATTERN
 from milvus_auth.core.errors import MilvusError
 
 KEY_PREFIX = "mak"
@@ -25,8 +26,10 @@ ID_BYTES = 8  # 16 hex digits: public, only has to be unique
 SECRET_BYTES = 32  # 256 bits
 API_KEY_FAILURE = "auth check failure, please check api key is correct"  # Milvus's text
 _ID = re.compile(r"[0-9a-f]{16}")
-_SECRET = re.compile(r"[A-Za-z0-9_-]{43}")
+_USERNAME = re.compile(USERNAME_PATTERN)
 MAX_KEY_LENGTH = len(KEY_PREFIX) + 2 + 16 + 43
+# One match for the whole key: the id's hex digits hold no `_`, so the parts are unambiguous.
+_KEY = re.compile(rf"{KEY_PREFIX}_([0-9a-f]{{16}})_([A-Za-z0-9_-]{{43}})")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(h|ms|m|s)")
 _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 _FIELDS = frozenset(
@@ -69,11 +72,10 @@ def parse_api_key(token: str) -> ApiKey:
     """The key in a colon-less token; raise `InvalidApiKey` for anything else (never echoed)."""
     if len(token) != MAX_KEY_LENGTH:
         raise InvalidApiKey
-    prefix, _, rest = token.partition("_")
-    key_id, _, secret = rest.partition("_")
-    if prefix != KEY_PREFIX or not _ID.fullmatch(key_id) or not _SECRET.fullmatch(secret):
+    match = _KEY.fullmatch(token)
+    if match is None:
         raise InvalidApiKey
-    return ApiKey(key_id, secret)
+    return ApiKey(match[1], match[2])
 
 
 def is_key_id(text: str) -> bool:
@@ -142,6 +144,9 @@ class ApiKeyRecord:
         )
         if not (isinstance(username, str) and isinstance(digest, str) and isinstance(issued, int)):
             raise ValueError("an API key record needs username, secret_sha256 and issued_at")
+        if not _USERNAME.fullmatch(username):
+            # The key would act as this name: only one Milvus could have stored will do.
+            raise ValueError("an API key record's username must be a valid Milvus username")
         if not all(value is None or isinstance(value, int) for value in (expires, used)):
             raise ValueError("expires_at and last_used_at must be integers or null")
         return cls(

@@ -1,8 +1,8 @@
 """The proxy process: public and internal gRPC servers, the etcd watch, metrics, shutdown.
 
-Start-up order matters: root is bootstrapped, the credential watch is running and the policy
-is loaded with its watch running before the public port accepts a call, so no login or
-privilege is checked against a cache nobody keeps coherent. On SIGTERM
+Start-up order matters: root is bootstrapped, the credential and API key watches are running
+and the policy is loaded with its watch running before the public port accepts a call, so no
+login, key or privilege is checked against a cache nobody keeps coherent. On SIGTERM
 the public port stops accepting, in-flight calls get the grace period, then everything closes.
 """
 

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -20,7 +21,7 @@ from pymilvus.grpc_gen import common_pb2
 
 from milvus_auth.core.apikeys import API_KEY_FAILURE, ApiKeyRecord, generate_api_key, parse_api_key
 from milvus_auth.core.internal import INTERNAL_TOKEN_METADATA, INVALIDATE_API_KEY_CACHE_METHOD
-from milvus_auth.protos import apikeys_pb2, apikeys_pb2_grpc
+from milvus_auth.protos import apikeys_pb2
 from milvus_auth.store import ApiKeyStore, EtcdSettings
 from tests.harness.cli import run_cli
 from tests.harness.milvus import MilvusLite
@@ -98,12 +99,14 @@ def test_a_key_is_its_user_and_the_users_roles_apply(
     root.create_user("etl", PASSWORD)
     root.create_role("reader")
     root.grant_privilege("reader", "Collection", "Query", "books")
+    root.grant_privilege_v2("reader", "DescribeCollection", "books")
     root.grant_role("etl", "reader")
     key = _issue(etcd, meta_root, "--username", "etl", "--name", "nightly")
     bcrypts = proxy.bcrypt_runs()
 
     client = MilvusClient(uri=proxy.uri, token=key, timeout=10)
     try:
+        assert client.has_collection("books")  # the seed's example call
         assert client.query("books", filter="id >= 0", limit=1) == []
         with pytest.raises(grpc.RpcError) as denied:
             client.drop_collection("books")
@@ -193,18 +196,38 @@ def test_bad_keys_get_milvus_api_key_text_no_bcrypt_and_no_secret_in_the_log(
     assert "reason=expired" in log
 
 
+@pytest.mark.parametrize(
+    ("upstream_token", "sent"),
+    [
+        # What Milvus's own proxy forwards for an API-key caller: `<user>:___`.
+        (None, b"etl:___"),
+        ("svc:Upstream-Pass", b"svc:Upstream-Pass"),
+    ],
+)
 def test_the_key_never_goes_upstream(
-    proxy_factory: ProxyFactory, etcd: EtcdServer, meta_root: str
+    proxy_factory: ProxyFactory,
+    etcd: EtcdServer,
+    meta_root: str,
+    workdir: Path,
+    upstream_token: str | None,
+    sent: bytes,
 ) -> None:
+    extra: list[str] = []
+    if upstream_token is not None:
+        token_file = workdir / "upstream-token"
+        token_file.write_text(upstream_token + "\n")
+        extra = ["--upstream-token-file", str(token_file)]
     with StubUpstream() as upstream:
         proxy = proxy_factory(
-            etcd_endpoint=etcd.endpoint, meta_root=meta_root, upstream=upstream.endpoint
+            etcd_endpoint=etcd.endpoint,
+            meta_root=meta_root,
+            upstream=upstream.endpoint,
+            extra_args=extra,
         )
         key = _etl_key(proxy, etcd, meta_root)
         assert _call(proxy, key) == (grpc.StatusCode.OK, "")
         forwarded = [r for r in upstream.received if r.method == GET_VERSION][-1]
-    # What Milvus's own proxy forwards for an API-key caller: `<user>:___`, and no key.
-    assert forwarded.metadata["authorization"] == base64.b64encode(b"etl:___").decode()
+    assert forwarded.metadata["authorization"] == base64.b64encode(sent).decode()
     secret = parse_api_key(key).secret
     assert not any(
         secret in (value if isinstance(value, str) else value.decode(errors="replace"))
@@ -215,10 +238,16 @@ def test_the_key_never_goes_upstream(
 
 def _invalidate(proxy: ProxyProcess, key_id: str, token: str | None = TOKEN) -> common_pb2.Status:
     metadata = () if token is None else ((INTERNAL_TOKEN_METADATA, token),)
+    # By the path the operator calls (core/internal.py), not by the generated stub.
     with grpc.insecure_channel(proxy.internal_address) as channel:
-        stub = apikeys_pb2_grpc.ApiKeyCacheStub(channel)
+        invalidate = channel.unary_unary(
+            INVALIDATE_API_KEY_CACHE_METHOD,
+            request_serializer=apikeys_pb2.InvalidateApiKeyCacheRequest.SerializeToString,
+            response_deserializer=common_pb2.Status.FromString,
+        )
         request = apikeys_pb2.InvalidateApiKeyCacheRequest(key_id=key_id)
-        return stub.InvalidateApiKeyCache(request, metadata=metadata, timeout=10)
+        status: common_pb2.Status = invalidate(request, metadata=metadata, timeout=10)
+        return status
 
 
 @pytest.fixture
@@ -253,7 +282,6 @@ def test_the_internal_rpc_drops_a_key_at_once(
     assert _invalidate(proxy, key_id).code == 0
     assert _call(proxy, key)[0] == grpc.StatusCode.OK
     assert proxy.metric("api_key_etcd_reads_total", record="key") == 2
-    assert INVALIDATE_API_KEY_CACHE_METHOD.endswith("/InvalidateApiKeyCache")
     assert f"api_key={key_id}" in proxy.log()
 
 

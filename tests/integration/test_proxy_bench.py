@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import auth_cache, authz, cold_start, enumeration, flood, overhead
+from bench import apikeys, auth_cache, authz, cold_start, enumeration, flood, overhead
 
 
 async def test_auth_cache_bench(capsys: pytest.CaptureFixture[str]) -> None:
@@ -49,3 +49,13 @@ async def test_authz_bench(capsys: pytest.CaptureFixture[str]) -> None:
     assert "peak allocation" in out
     assert "throughput, 2 callers" in out
     assert "3 revokes: p50" in out
+
+
+async def test_apikeys_bench(capsys: pytest.CaptureFixture[str]) -> None:
+    await apikeys.run(checks=200, cost=4, keys=20, revocations=2)
+    out = capsys.readouterr().out
+    assert "cached API key check" in out
+    assert "bcrypt runs while timing: 0" in out
+    assert "etcd reads: 20 key records (1.00 per key" in out
+    assert "bcrypt runs: 0 (target 0)" in out
+    assert "2 revocations: p50" in out

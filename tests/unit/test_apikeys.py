@@ -102,7 +102,8 @@ def test_records_round_trip_and_keep_unknown_fields() -> None:
     "value",
     [b"", b"[]", b"{}", b'{"username": "u"}', b'{"username":"u","secret_sha256":"x",'
      b'"issued_at":"yesterday"}', b"\xff", b'{"username":"u","secret_sha256":"x",'
-     b'"issued_at":1,"expires_at":"soon"}'],
+     b'"issued_at":1,"expires_at":"soon"}', b'{"username":"../root","secret_sha256":"x",'
+     b'"issued_at":1}', b'{"username":"etl\\n","secret_sha256":"x","issued_at":1}'],
 )  # fmt: skip
 def test_malformed_records_are_value_errors(value: bytes) -> None:
     with pytest.raises(ValueError):

@@ -93,7 +93,7 @@ class ApiKeyAuthenticator:
         cache = self.cache
         stored = cache.get(key_id)
         hit = stored is not None and cache.trusted
-        if stored is None or not hit:
+        if stored is None or not cache.trusted:
             if not self._limiter.allows(limiter_key(key_id), peer):
                 self._fail(key_id, peer=peer, method=method, reason="rate_limited")
             stored = await self._fetch(key_id, peer=peer, method=method)
@@ -105,11 +105,14 @@ class ApiKeyAuthenticator:
         now = self._clock()
         if record.expired(now):
             self._refuse(key_id, peer=peer, method=method, reason="expired")
-        if not await self._user_exists(record.username, key_id, peer=peer, method=method):
+        username = record.username
+        users = self._user_cache
+        known = users.trusted and users.known_user(username)  # the common case: no coroutine
+        if not known and not await self._user_exists(username, key_id, peer=peer, method=method):
             self._refuse(key_id, peer=peer, method=method, reason="user_not_found")
         self._usage.note(stored, now)
         (self._metrics.api_key_cached if hit else self._verified).inc()
-        return record.username
+        return username
 
     async def _fetch(self, key_id: str, *, peer: str, method: str) -> StoredApiKey | None:
         """The key's record from etcd, one read per key id at a time; while etcd is away, the
@@ -135,9 +138,9 @@ class ApiKeyAuthenticator:
             self.cache.end(key_id, flight)
 
     async def _user_exists(self, username: str, key_id: str, *, peer: str, method: str) -> bool:
+        """Whether etcd holds the user (one read per username at a time); while etcd is away,
+        a user seen before is the best knowledge left."""
         cache = self._user_cache
-        if cache.trusted and cache.known_user(username):
-            return True
         try:
             return await self._user_reads.run(username, lambda: self._read_user(username))
         except EtcdUnavailable as error:
