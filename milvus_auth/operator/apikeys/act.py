@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from milvus_auth.core.apikeys import generate_api_key
+from milvus_auth.core.apikeys import ApiKeyRecord, generate_api_key
 from milvus_auth.operator.apikeys.decide import (
     KeyPlan,
     check_spec,
@@ -130,7 +130,7 @@ class ApiKeyReconciler:
             if owned:
                 await self._delete(owned)
                 await self._invalidate(stored.record.key_id for stored in owned)
-                refused += f"; revoked the keys it had issued ({_ids(owned)})"
+                refused += f"; revoked the keys it had issued ({_ids(s.record for s in owned)})"
             return KeyResult(Outcome(Reason.NOT_PERMITTED, refused), KeyState(None).fields())
         if await self.users.get(spec.username) is None:
             message = f"Milvus user {spec.username} does not exist (yet); no key issued"
@@ -232,6 +232,6 @@ class ApiKeyReconciler:
         return KeyResult(outcome, notes=(Note("Normal", "Revoked", message),))
 
 
-def _ids(records: Iterable[Any]) -> str:
-    """`a, b`: key ids of records or stored records, for messages."""
-    return ", ".join(sorted(getattr(r, "record", r).key_id for r in records))
+def _ids(records: Iterable[ApiKeyRecord]) -> str:
+    """`a, b`: the records' key ids, for messages."""
+    return ", ".join(sorted(record.key_id for record in records))
