@@ -86,6 +86,7 @@ def test_body_parsing_reads_durations_and_reports_bad_ones() -> None:
     )
     assert check_spec(spec(username=" etl")) is not None
     assert check_spec(spec(username="")) is not None
+    assert check_spec(spec(username="9lives")) is not None  # Milvus's username rules
 
 
 def _snapshot(bindings: frozenset[tuple[str, str]] = frozenset()) -> PolicySnapshot:

@@ -16,7 +16,7 @@ import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from milvus_auth.core import ROOT_USERNAME
+from milvus_auth.core import ROOT_USERNAME, CredentialError, validate_username
 from milvus_auth.core.apikeys import ApiKey, ApiKeyRecord
 from milvus_auth.core.snapshot import PolicySnapshot
 from milvus_auth.operator.apikeys.spec import ApiKeySpec
@@ -69,8 +69,12 @@ def check_spec(spec: ApiKeySpec) -> str | None:
     """Why the spec can never work (InvalidSpec), or None."""
     if spec.problem is not None:
         return spec.problem
-    if not spec.username or spec.username != spec.username.strip():
-        return "spec.username must be a Milvus username without surrounding spaces"
+    try:
+        username = validate_username(spec.username)
+    except CredentialError as error:
+        return f"spec.username: {error.reason}"
+    if username != spec.username:
+        return "spec.username must not have leading or trailing spaces"
     return None
 
 
