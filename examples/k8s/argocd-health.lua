@@ -1,8 +1,11 @@
--- Argo CD health check for auth.milvus.io/MilvusUser and MilvusRole (Lua 5.1, as Argo CD
--- runs it; both kinds report the same conditions). Install it in argocd-cm, once per kind:
+-- Argo CD health check for auth.milvus.io/MilvusUser, MilvusRole and MilvusAPIKey (Lua 5.1,
+-- as Argo CD runs it; the kinds report the same conditions). Install it in argocd-cm, once
+-- per kind:
 --   resource.customizations.health.auth.milvus.io_MilvusUser: |
 --     <this file>
 --   resource.customizations.health.auth.milvus.io_MilvusRole: |
+--     <this file>
+--   resource.customizations.health.auth.milvus.io_MilvusAPIKey: |
 --     <this file>
 -- Healthy once the operator wrote the credential and every proxy confirmed it (Ready=True
 -- for the current generation); Degraded when the spec can never work (Stalled=True, e.g.

@@ -1,5 +1,5 @@
 """Push cache changes to every proxy: Milvus's own `UpdateCredentialCache` and
-`RefreshPolicyInfoCache` fan-out, concurrently.
+`RefreshPolicyInfoCache` fan-out, and milvus-auth's `InvalidateApiKeyCache`, concurrently.
 
 Proxies are the ready endpoints of the EndpointSlices of one Service (port named `internal`),
 so stock Milvus proxies (internal port 19529) and milvus-auth proxies are notified alike. Only
@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,7 +24,7 @@ from milvus_auth.core.internal import INTERNAL_TOKEN_METADATA, RECORD_REVISION_P
 from milvus_auth.operator.config import ServiceRef
 from milvus_auth.operator.kube import JsonObject, KubeClient
 from milvus_auth.operator.metrics import OperatorMetrics
-from milvus_auth.protos import proxy_pb2, proxy_pb2_grpc
+from milvus_auth.protos import apikeys_pb2, apikeys_pb2_grpc, proxy_pb2, proxy_pb2_grpc
 from milvus_auth.tls import ClientTls
 from milvus_auth.tls import channel as connect
 
@@ -152,14 +152,41 @@ class ProxyNotifier:
             "RefreshPolicyInfoCache", lambda s: s.RefreshPolicyInfoCache, request
         )
 
+    async def invalidate_api_keys(self, key_ids: Sequence[str]) -> FanOut:
+        """InvalidateApiKeyCache of each key on every proxy; a proxy counts as updated when it
+        confirmed every key. A stock Milvus proxy answers UNIMPLEMENTED: it holds no API keys,
+        so that confirms too."""
+        requests = [apikeys_pb2.InvalidateApiKeyCacheRequest(key_id=key) for key in key_ids]
+        return await self._fan_out(
+            "InvalidateApiKeyCache",
+            lambda s: s.InvalidateApiKeyCache,
+            *requests,
+            stub=apikeys_pb2_grpc.ApiKeyCacheStub,
+            unimplemented_ok=True,
+        )
+
     async def _fan_out(
-        self, rpc: str, method: Callable[[Any], Callable[..., Awaitable[Any]]], request: Any
+        self,
+        rpc: str,
+        method: Callable[[Any], Callable[..., Awaitable[Any]]],
+        *requests: Any,
+        stub: Callable[[grpc.aio.Channel], Any] = proxy_pb2_grpc.ProxyStub,
+        unimplemented_ok: bool = False,
     ) -> FanOut:
         started = time.perf_counter()
         targets = await self.endpoints()
         for gone in set(self._channels) - set(targets):
             await self._drop(gone)  # pods come and go: keep channels only to current proxies
-        results = await asyncio.gather(*(self._call(t, rpc, method, request) for t in targets))
+
+        async def confirm(target: str) -> bool:
+            for request in requests:
+                if not await self._call(
+                    target, rpc, method, request, stub=stub, unimplemented_ok=unimplemented_ok
+                ):
+                    return False
+            return True
+
+        results = await asyncio.gather(*(confirm(t) for t in targets))
         self.metrics.fanout_seconds.labels(rpc).observe(time.perf_counter() - started)
         return FanOut(updated=sum(results), total=len(targets))
 
@@ -169,15 +196,21 @@ class ProxyNotifier:
         rpc: str,
         method: Callable[[Any], Callable[..., Awaitable[Any]]],
         request: Any,
+        *,
+        stub: Callable[[grpc.aio.Channel], Any],
+        unimplemented_ok: bool,
     ) -> bool:
         channel = self._channels.get(target)
         if channel is None:
             channel = self._channels[target] = connect(target, self._tls)
-        stub = proxy_pb2_grpc.ProxyStub(channel)
         try:
-            status = await method(stub)(request, timeout=self.timeout, metadata=self._metadata)
+            status = await method(stub(channel))(
+                request, timeout=self.timeout, metadata=self._metadata
+            )
         except grpc.RpcError as error:
             code = error.code() if isinstance(error, grpc.aio.AioRpcError) else None
+            if unimplemented_ok and code is grpc.StatusCode.UNIMPLEMENTED:
+                return True  # a proxy without the service (stock Milvus) holds nothing to drop
             log.warning("%s on proxy %s failed: %s", rpc, target, code)
             # A fresh channel next time: the old one may sit in reconnect backoff for long.
             await self._drop(target)

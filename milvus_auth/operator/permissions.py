@@ -42,6 +42,8 @@ class Privilege(enum.Enum):
     BIND_ADMIN = "bind the admin role"
     BIND_ELEVATED = "bind a role holding cluster-level or ownership privileges"
     GRANT_ELEVATED = "grant cluster-level or ownership privileges"
+    KEY_FOR_UNCLAIMED = "issue an API key for a user no MilvusUser of its namespace manages"
+    KEY_FOR_ELEVATED = "issue an API key for root or a user bound to an elevated role"
 
 
 def elevated(privilege: str, custom_groups: Mapping[str, Sequence[str]]) -> bool:

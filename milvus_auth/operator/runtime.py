@@ -7,6 +7,7 @@ metrics of the very operator they run.
 from __future__ import annotations
 
 from milvus_auth.core.grants import RbacLayout
+from milvus_auth.operator.apikeys.act import ApiKeyNotifier, ApiKeyReconciler
 from milvus_auth.operator.config import OperatorConfig
 from milvus_auth.operator.kube import KubeClient
 from milvus_auth.operator.metrics import OperatorMetrics
@@ -15,7 +16,7 @@ from milvus_auth.operator.patching import StatusGuard, StatusWriter
 from milvus_auth.operator.permissions import Permissions
 from milvus_auth.operator.roles.act import RoleReconciler
 from milvus_auth.operator.users.act import UserReconciler
-from milvus_auth.store import ClaimStore, CredentialStore, PolicyStore
+from milvus_auth.store import ApiKeyStore, ClaimStore, CredentialStore, PolicyStore
 
 ROLE_CLAIMS = "role-claims"
 
@@ -24,12 +25,21 @@ class OperatorRuntime:
     """etcd stores and claims, the Kubernetes client and status guard, the proxy notifier,
     the reconcilers."""
 
-    def __init__(self, config: OperatorConfig, *, notifier: Notifier | None = None) -> None:
+    def __init__(
+        self,
+        config: OperatorConfig,
+        *,
+        notifier: Notifier | None = None,
+        key_notifier: ApiKeyNotifier | None = None,
+    ) -> None:
         self.config = config
         self.metrics = OperatorMetrics()
         self.kube = KubeClient()
         self.status = StatusGuard(self.kube, StatusWriter(self.kube))
         self._notifier_override = notifier
+        self._key_notifier_override = key_notifier
+        self._keys: ApiKeyStore | None = None
+        self._apikeys: ApiKeyReconciler | None = None
         self._proxy_notifier: ProxyNotifier | None = None
         self._store: CredentialStore | None = None
         self._policy: PolicyStore | None = None
@@ -51,22 +61,28 @@ class OperatorRuntime:
             raise RuntimeError("the operator runtime is not open")
         return self._roles
 
+    @property
+    def apikeys(self) -> ApiKeyReconciler:
+        """The MilvusAPIKey reconciler; only between `open` and `close`."""
+        if self._apikeys is None:
+            raise RuntimeError("the operator runtime is not open")
+        return self._apikeys
+
     async def open(self) -> None:
         """Create the clients (etcd connects lazily, so a down etcd does not stop start-up)."""
         common = self.config.common
         self._store = CredentialStore(common.etcd, common.layout)
         claims = ClaimStore(self._store.connection, common.layout.meta_root)
         self._policy = PolicyStore(common.etcd, RbacLayout(common.layout.meta_root))
-        notifier = self._notifier_override
-        if notifier is None:
-            notifier = self._proxy_notifier = ProxyNotifier(
-                kube=self.kube,
-                service=self.config.proxy_service,
-                token=self.config.internal_token,
-                timeout=self.config.proxy_timeout,
-                metrics=self.metrics,
-                tls=self.config.proxy_tls,
-            )
+        proxies = self._proxy_notifier = ProxyNotifier(
+            kube=self.kube,
+            service=self.config.proxy_service,
+            token=self.config.internal_token,
+            timeout=self.config.proxy_timeout,
+            metrics=self.metrics,
+            tls=self.config.proxy_tls,
+        )
+        notifier = self._notifier_override or proxies
         self._users = UserReconciler(
             store=self._store,
             claims=claims,
@@ -86,6 +102,17 @@ class OperatorRuntime:
             metrics=self.metrics,
             permissions=self.permissions,
         )
+        self._keys = ApiKeyStore(common.etcd, common.layout.meta_root)
+        self._apikeys = ApiKeyReconciler(
+            keys=self._keys,
+            users=self._store,
+            claims=claims,
+            policy=self._policy,
+            kube=self.kube,
+            notifier=self._key_notifier_override or proxies,
+            metrics=self.metrics,
+            permissions=self.permissions,
+        )
         if self.config.metrics_port is not None:
             self.metrics.serve(self.config.metrics_port)
 
@@ -93,6 +120,10 @@ class OperatorRuntime:
         """Close every client; safe to call twice."""
         self._users = None
         self._roles = None
+        self._apikeys = None
+        if self._keys is not None:
+            await self._keys.close()
+            self._keys = None
         if self._proxy_notifier is not None:
             await self._proxy_notifier.close()
             self._proxy_notifier = None

@@ -31,7 +31,7 @@ STALLED_CONDITION = "Stalled"
 
 
 class Reason(enum.StrEnum):
-    """Why a MilvusUser or MilvusRole is (not) Ready; the Ready condition's reason."""
+    """Why a MilvusUser, MilvusRole or MilvusAPIKey is (not) Ready; the Ready condition's reason."""
 
     APPLIED = "Applied"
     PROXIES_PENDING = "ProxiesPending"
@@ -47,6 +47,8 @@ class Reason(enum.StrEnum):
     INVALID_RECORD = "InvalidRecord"
     KUBERNETES_UNAVAILABLE = "KubernetesUnavailable"
     USER_LIMIT_REACHED = "UserLimitReached"
+    USER_NOT_FOUND = "UserNotFound"
+    EXPIRED = "Expired"
 
 
 # Reasons that need a human: the operator stops retrying (until the spec or Secret changes).
@@ -58,6 +60,7 @@ STALLED = frozenset(
         Reason.CONFLICT,
         Reason.NOT_PERMITTED,
         Reason.INVALID_RECORD,
+        Reason.EXPIRED,  # a new key needs spec.rotation changed (or rotateEvery)
     }
 )
 

@@ -35,7 +35,7 @@ class StoredApiKey:
 
 
 class ApiKeyStore(ConnectedStore):
-    """create / get / list / touch / delete of API key records under one meta root."""
+    """create / get / list / touch / update / delete of API key records under one meta root."""
 
     def __init__(self, settings: EtcdSettings, meta_root: str) -> None:
         self.prefix = f"{meta_root.strip('/')}/{API_KEYS_PATH}"
@@ -83,8 +83,13 @@ class ApiKeyStore(ConnectedStore):
 
     async def touch(self, stored: StoredApiKey, when: int) -> int:
         """Record a use at `when` if nobody changed the record since it was read."""
+        return await self.update(stored, stored.record.used_at(when))
+
+    async def update(self, stored: StoredApiKey, record: ApiKeyRecord) -> int:
+        """Replace `stored` by `record` (same id) if nobody changed it since it was read;
+        return the new revision or raise `RevisionConflict`."""
         key = self.key_for(stored.record.key_id).encode()
-        value = stored.record.used_at(when).encode()
+        value = record.encode()
 
         async def txn(client: aetcd.Client) -> tuple[bool, list[object]]:
             result: tuple[bool, list[object]] = await client.transaction(

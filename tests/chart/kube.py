@@ -22,6 +22,7 @@ CUSTOM_RESOURCES = {
     "milvusroles.v1alpha1.auth.milvus.io": {"kind": "MilvusRole", "namespaced": True},
     "kopfpeerings.v1.kopf.dev": {"kind": "KopfPeering", "namespaced": True},
     "clusterkopfpeerings.v1.kopf.dev": {"kind": "ClusterKopfPeering", "namespaced": False},
+    "milvusapikeys.v1alpha1.auth.milvus.io": {"kind": "MilvusAPIKey", "namespaced": True},
     "servicemonitors.v1.monitoring.coreos.com": {"kind": "ServiceMonitor", "namespaced": True},
     "certificates.v1.cert-manager.io": {"kind": "Certificate", "namespaced": True},
     "applications.v1alpha1.argoproj.io": {"kind": "Application", "namespaced": True},

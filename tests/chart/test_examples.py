@@ -25,7 +25,8 @@ from tests.chart.kube import kubernetes_api
 
 CRD_FILE = ROOT / "crds" / "milvususer.yaml"
 ROLE_CRD_FILE = ROOT / "crds" / "milvusrole.yaml"
-CRD_FILES = (CRD_FILE, ROLE_CRD_FILE)
+KEY_CRD_FILE = ROOT / "crds" / "milvusapikey.yaml"
+CRD_FILES = (CRD_FILE, ROLE_CRD_FILE, KEY_CRD_FILE)
 KUBERNETES_VERSION = "1.30.0"
 # Kubernetes objects, as opposed to Helm values and the users directory's kustomization.yaml.
 USER_FILES = sorted(
@@ -34,8 +35,12 @@ USER_FILES = sorted(
 ROLE_FILES = sorted(
     set((EXAMPLES / "roles").glob("*.yaml")) - {EXAMPLES / "roles/kustomization.yaml"}
 )
+KEY_FILES = sorted(
+    set((EXAMPLES / "apikeys").glob("*.yaml")) - {EXAMPLES / "apikeys/kustomization.yaml"}
+)
 MANIFESTS = sorted(
-    {*EXAMPLES.glob("*.yaml"), *USER_FILES, *ROLE_FILES} - set(EXAMPLES.glob("values-*.yaml"))
+    {*EXAMPLES.glob("*.yaml"), *USER_FILES, *ROLE_FILES, *KEY_FILES}
+    - set(EXAMPLES.glob("values-*.yaml"))
 )
 KUBECTL = shutil.which("kubectl")
 needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
@@ -348,16 +353,21 @@ def test_user_roles_refuse_public_and_bad_names() -> None:
     assert broken_rules(listed) == [".spec.roles[1]: self != 'public'"]
 
 
-@needs_kubectl
-def test_users_directory_builds_with_kustomize() -> None:
+def kustomize(directory: str) -> list[dict[str, Any]]:
+    """The objects `kubectl kustomize examples/k8s/<directory>` builds."""
     built = subprocess.run(
-        [str(KUBECTL), "kustomize", str(EXAMPLES / "users")],
+        [str(KUBECTL), "kustomize", str(EXAMPLES / directory)],
         capture_output=True,
         text=True,
         check=True,
         timeout=60,
     ).stdout
-    objects = [doc for doc in yaml.safe_load_all(built) if doc]
+    return [doc for doc in yaml.safe_load_all(built) if doc]
+
+
+@needs_kubectl
+def test_users_directory_builds_with_kustomize() -> None:
+    objects = kustomize("users")
     assert {obj["metadata"]["namespace"] for obj in objects} == {"milvus"}
     assert sorted(obj["kind"] for obj in objects) == [
         "MilvusUser",
@@ -370,14 +380,7 @@ def test_users_directory_builds_with_kustomize() -> None:
 
 @needs_kubectl
 def test_roles_directory_builds_with_kustomize() -> None:
-    built = subprocess.run(
-        [str(KUBECTL), "kustomize", str(EXAMPLES / "roles")],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    objects = [doc for doc in yaml.safe_load_all(built) if doc]
+    objects = kustomize("roles")
     assert {obj["metadata"]["namespace"] for obj in objects} == {"milvus"}
     assert sorted(obj["kind"] for obj in objects) == ["MilvusRole"] * 3 + ["MilvusUser"] * 3
 
@@ -388,7 +391,7 @@ async def test_kubectl_accepts_every_manifest(tmp_path: Path) -> None:
     # kubectl's client-side dry run needs API discovery, served here by kmock; schemas are
     # checked by the tests above (kmock serves no OpenAPI, hence --validate=false).
     async with kubernetes_api(tmp_path) as kubeconfig:
-        for path in [CRD_FILE, ROLE_CRD_FILE, *MANIFESTS]:
+        for path in [*CRD_FILES, *MANIFESTS]:
             process = await asyncio.create_subprocess_exec(
                 str(KUBECTL),
                 f"--kubeconfig={kubeconfig}",

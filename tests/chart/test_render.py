@@ -45,6 +45,7 @@ def test_default_install_creates_the_whole_system(default_release: Release) -> N
     assert kinds == {
         ("CustomResourceDefinition", "milvususers.auth.milvus.io"),
         ("CustomResourceDefinition", "milvusroles.auth.milvus.io"),
+        ("CustomResourceDefinition", "milvusapikeys.auth.milvus.io"),
         ("ServiceAccount", "mauth-milvus-auth-operator"),
         ("Role", "mauth-milvus-auth-operator"),
         ("RoleBinding", "mauth-milvus-auth-operator"),
@@ -370,6 +371,9 @@ def test_cluster_scope_may_write_only_what_it_needs(render: Render) -> None:
         ("auth.milvus.io", "milvususers/finalizers", "update"),
         ("auth.milvus.io", "milvusroles", "patch"),
         ("auth.milvus.io", "milvusroles/status", "patch"),
+        ("auth.milvus.io", "milvusapikeys", "patch"),
+        ("auth.milvus.io", "milvusapikeys/status", "patch"),
+        ("auth.milvus.io", "milvusapikeys/finalizers", "update"),
         ("", "secrets", "create"),
         ("", "secrets", "patch"),
         ("", "events", "create"),

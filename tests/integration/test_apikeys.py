@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import subprocess
 from collections.abc import AsyncIterator
 
@@ -125,3 +126,17 @@ async def test_cli_create_list_revoke(
 async def test_cli_says_etcd_is_unavailable(meta_root: str) -> None:
     down = run_cli(["apikeys", "list"], etcd="127.0.0.1:1", meta_root=meta_root)
     assert down.returncode == 2
+
+
+async def test_update_replaces_a_record_only_if_unchanged_since_read(keys: ApiKeyStore) -> None:
+    _, record = _record(expires_at=1_800_000_000)
+    await keys.create(record)
+    stored = await keys.get(record.key_id)
+    assert stored is not None
+    retired = dataclasses.replace(record, expires_at=1_700_003_600)  # a rotation's grace end
+    await keys.update(stored, retired)
+    with pytest.raises(RevisionConflict):
+        await keys.update(stored, record)  # read before the first update: never undone
+    updated = await keys.get(record.key_id)
+    assert updated is not None
+    assert updated.record == retired

@@ -26,6 +26,7 @@ NAMESPACE = "team"
 USERS = "auth.milvus.io/v1alpha1/milvususers"
 SECRETS = "v1/secrets"
 ROLES = "auth.milvus.io/v1alpha1/milvusroles"
+KEYS = "auth.milvus.io/v1alpha1/milvusapikeys"
 SLICES = "discovery.k8s.io/v1/endpointslices"
 SLICE_CONTROLLER = "endpointslice-controller.k8s.io"
 _VERBS = {"list", "watch", "get", "create", "patch", "update", "delete"}
@@ -70,6 +71,9 @@ def declare_resources(api: kmock.KubernetesEmulator) -> None:
     )
     api.resources[ROLES] = kmock.ResourceInfo(
         kind="MilvusRole", namespaced=True, verbs=_VERBS, subresources={"status"}
+    )
+    api.resources[KEYS] = kmock.ResourceInfo(
+        kind="MilvusAPIKey", namespaced=True, verbs=_VERBS, subresources={"status"}
     )
 
 
@@ -223,6 +227,65 @@ class Cluster:
     def role_history(self, name: str, namespace: str = NAMESPACE) -> list[dict[str, Any]]:
         history = self.api.objects[kmock.resource(ROLES), namespace, name].history
         return [version.raw for version in history if version is not None]
+
+    async def create_key(
+        self, name: str, spec: dict[str, Any], *, namespace: str = NAMESPACE
+    ) -> None:
+        """A MilvusAPIKey, with the CRD's default grace period unless the spec sets one."""
+        body = {
+            "apiVersion": "auth.milvus.io/v1alpha1",
+            "kind": "MilvusAPIKey",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "uid": f"uid-key-{namespace}-{name}",
+                "generation": 1,
+                "resourceVersion": self._version(),
+            },
+            "spec": {"rotationGracePeriod": "1h", **spec},
+        }
+        path = f"/apis/auth.milvus.io/v1alpha1/namespaces/{namespace}/milvusapikeys"
+        await self._send("POST", path, body)
+
+    def _key_path(self, name: str, namespace: str) -> str:
+        return f"/apis/auth.milvus.io/v1alpha1/namespaces/{namespace}/milvusapikeys/{name}"
+
+    async def patch_key(
+        self, name: str, change: dict[str, Any], *, namespace: str = NAMESPACE
+    ) -> None:
+        change.setdefault("metadata", {})["resourceVersion"] = self._version()
+        await self._send("PATCH", self._key_path(name, namespace), change)
+
+    async def delete_key(self, name: str, *, namespace: str = NAMESPACE) -> None:
+        await self._send("DELETE", self._key_path(name, namespace))
+
+    def key(self, name: str, namespace: str = NAMESPACE) -> dict[str, Any] | None:
+        key = (kmock.resource(KEYS), namespace, name)
+        if key not in self.api.objects or self.api.objects[key].deleted:
+            return None
+        raw: dict[str, Any] = self.api.objects[key].raw
+        return raw
+
+    def key_status(self, name: str, namespace: str = NAMESPACE) -> dict[str, Any]:
+        return dict((self.key(name, namespace) or {}).get("status") or {})
+
+    def key_condition(self, name: str, kind: str = "Ready", namespace: str = NAMESPACE) -> Any:
+        conditions = self.key_status(name, namespace).get("conditions") or []
+        return next((c for c in conditions if c.get("type") == kind), {})
+
+    def key_reason(self, name: str, namespace: str = NAMESPACE) -> str | None:
+        return self.key_condition(name, namespace=namespace).get("reason")
+
+    def all_versions(self, resource: str) -> list[dict[str, Any]]:
+        """Every version of every object of `resource` kmock ever held (deleted ones too)."""
+        wanted = kmock.resource(resource)
+        return [
+            version.raw
+            for (kind, _, _), obj in self.api.objects.items()
+            if kind == wanted
+            for version in obj.history
+            if version is not None
+        ]
 
     async def delete_user(self, name: str) -> None:
         await self._send(

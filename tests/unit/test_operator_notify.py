@@ -13,7 +13,7 @@ from milvus_auth.core.internal import INTERNAL_TOKEN_METADATA, RECORD_REVISION_P
 from milvus_auth.operator.config import ServiceRef
 from milvus_auth.operator.metrics import OperatorMetrics
 from milvus_auth.operator.notify import ProxyNotifier, ready_endpoints
-from milvus_auth.protos import proxy_pb2_grpc
+from milvus_auth.protos import apikeys_pb2_grpc, proxy_pb2_grpc
 
 SERVICE = ServiceRef("milvus", "proxy-internal")
 
@@ -190,3 +190,54 @@ async def test_no_proxy_service_means_nothing_to_notify() -> None:
     )
     result = await notifier.invalidate("alice")
     assert (result.updated, result.total, result.complete) == (0, 0, True)
+
+
+class _KeyCache(apikeys_pb2_grpc.ApiKeyCacheServicer):
+    """milvus-auth's API key cache service: records the ids it was asked to drop."""
+
+    def __init__(self, code: int = 0) -> None:
+        self.code = code
+        self.dropped: list[tuple[str, str | None]] = []
+
+    async def InvalidateApiKeyCache(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        token = dict(context.invocation_metadata() or ()).get(INTERNAL_TOKEN_METADATA)
+        self.dropped.append((request.key_id, token))
+        return common_pb2.Status(code=self.code, reason="refused" if self.code else "")
+
+
+async def test_api_key_invalidation_counts_stock_milvus_as_confirmed(
+    servers: list[tuple[_Cache, int]],
+) -> None:
+    key_caches, key_servers, key_ports = [], [], []
+    for code in (0, 65535):
+        cache = _KeyCache(code)
+        server = grpc.aio.server()
+        apikeys_pb2_grpc.add_ApiKeyCacheServicer_to_server(cache, server)
+        key_ports.append(server.add_insecure_port("127.0.0.1:0"))
+        await server.start()
+        key_caches.append(cache)
+        key_servers.append(server)
+    metrics = OperatorMetrics()
+    # `servers` serve only Milvus's Proxy service, as a stock Milvus does: UNIMPLEMENTED.
+    ports = [port for _, port in servers] + key_ports + [1]  # port 1: nothing listens
+    notifier = ProxyNotifier(
+        kube=_Slices(ports),  # type: ignore[arg-type]
+        service=SERVICE,
+        token="tkn",
+        timeout=1.0,
+        metrics=metrics,
+    )
+    try:
+        result = await notifier.invalidate_api_keys(["0123456789abcdef", "fedcba9876543210"])
+    finally:
+        await notifier.close()
+        for server in key_servers:
+            await server.stop(None)
+    # 3 stock + 1 confirming of 6: the refusing one stops at its first key, port 1 fails.
+    assert (result.updated, result.total) == (4, 6)
+    assert key_caches[0].dropped == [("0123456789abcdef", "tkn"), ("fedcba9876543210", "tkn")]
+    assert key_caches[1].dropped == [("0123456789abcdef", "tkn")]
+    failures = metrics.registry.get_sample_value(
+        "milvus_auth_operator_proxy_failures_total", {"rpc": "InvalidateApiKeyCache"}
+    )
+    assert failures == 2.0

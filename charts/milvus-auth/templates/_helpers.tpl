@@ -166,7 +166,8 @@ prometheus.io/path: /metrics
 {{- end }}
 {{- end }}
 
-{{/* The operator's rules for MilvusUsers and their Secrets, in every watched namespace. */}}
+{{/* The operator's rules for MilvusUsers, MilvusRoles, MilvusAPIKeys and their Secrets, in every
+watched namespace. */}}
 {{- define "milvus-auth.operator.userRules" -}}
 # kopf patches MilvusUsers (finalizer, its annotations) and their status.
 - apiGroups: [auth.milvus.io]
@@ -182,9 +183,17 @@ prometheus.io/path: /metrics
 - apiGroups: [auth.milvus.io]
   resources: [milvusroles/status]
   verbs: [get, patch]
-# Generated Secrets carry an owner reference with blockOwnerDeletion to their MilvusUser.
+# MilvusAPIKeys: the same again (the daemon's and the Secret watch's trigger annotations).
 - apiGroups: [auth.milvus.io]
-  resources: [milvususers/finalizers]
+  resources: [milvusapikeys]
+  verbs: [get, list, watch, patch]
+- apiGroups: [auth.milvus.io]
+  resources: [milvusapikeys/status]
+  verbs: [get, patch]
+# Generated Secrets carry an owner reference with blockOwnerDeletion to their MilvusUser or
+# MilvusAPIKey.
+- apiGroups: [auth.milvus.io]
+  resources: [milvususers/finalizers, milvusapikeys/finalizers]
   verbs: [update]
 # Password Secrets are read live by name, and watched: the watch asks the API server for
 # Secrets labelled auth.milvus.io/watch=true only, but RBAC cannot narrow by label, and the
@@ -194,8 +203,9 @@ prometheus.io/path: /metrics
   verbs: [get, list, watch]
 {{- if .Values.operator.generatedSecrets }}
 # RBAC cannot limit create by name, and patch only by names known at install time, which
-# generated ones are not: the operator only writes <name>-milvus-credentials Secrets that it
-# owns (owner reference to the MilvusUser) and never touches others.
+# generated ones are not: the operator only writes <name>-milvus-credentials and
+# <name>-milvus-api-key Secrets that it owns (owner reference to the MilvusUser or
+# MilvusAPIKey) and never touches others.
 - apiGroups: [""]
   resources: [secrets]
   verbs: [create, patch]

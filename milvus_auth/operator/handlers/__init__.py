@@ -3,9 +3,10 @@
 For MilvusUsers and MilvusRoles alike, create, resume and update share one reconcile (id
 `reconcile`); a timer re-checks every resource each resync period (drift repair); deletion sits
 behind the `auth.milvus.io/finalizer`. This module holds the lifecycle, the MilvusUsers and
-their Secrets; `roles` the MilvusRoles; `common` what both share. A MilvusUser's status goes
-into kopf's patch, which kopf sends once and drops when refused; the runtime's `StatusGuard`
-checks that it landed and otherwise writes it again, retrying transient refusals.
+their Secrets; `roles` the MilvusRoles; `apikeys` the MilvusAPIKeys; `common` what they share.
+A MilvusUser's status goes into kopf's patch, which kopf sends once and drops when refused; the
+runtime's `StatusGuard` checks that it landed and otherwise writes it again, retrying transient
+refusals.
 Secrets labelled `auth.milvus.io/watch: "true"` (selected by the API server, not in the
 client) are watched with an event handler that never writes to the Secret: it marks the
 MilvusUsers using it (annotation `trigger.auth.milvus.io/secret-version`), which kopf sees as
@@ -22,6 +23,7 @@ import kopf
 import yaml
 
 from milvus_auth.config import ConfigError
+from milvus_auth.operator.handlers.apikeys import register_apikeys
 from milvus_auth.operator.handlers.common import REMOVAL_RETRIES, backoff, record_guarded
 from milvus_auth.operator.handlers.roles import register_roles
 from milvus_auth.operator.kube import KubeAccess, KubeError, namespaced_path
@@ -70,6 +72,7 @@ def build_registry(runtime: OperatorRuntime) -> kopf.OperatorRegistry:
     _register_users(registry, runtime)
     _register_secrets(registry, runtime)
     register_roles(registry, runtime)
+    register_apikeys(registry, runtime)
     return registry
 
 

@@ -7,6 +7,7 @@ Part of the `handlers` package, the only place that imports kopf.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -32,9 +33,15 @@ def backoff(reason: Reason, retry: int) -> float:
     return float(min(_BASE_DELAY.get(reason, 1.0) * 2**retry, MAX_DELAY))
 
 
-def record(body: kopf.Body, patch: kopf.Patch, outcome: Outcome) -> None:
+Extend = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
+"""(status, previous status) -> status with a kind's own fields."""
+
+
+def record(
+    body: kopf.Body, patch: kopf.Patch, outcome: Outcome, extend: Extend | None = None
+) -> None:
     """Patch the status fields that changed and post the Events the outcome deserves."""
-    for key, value in _changes(body, outcome).items():
+    for key, value in _changes(body, outcome, extend).items():
         patch.status[key] = value
     _post_event(body, outcome, dict(body.get("status") or {}))
 
@@ -53,11 +60,13 @@ def record_guarded(
     _post_event(body, outcome, previous)
 
 
-def _changes(body: kopf.Body, outcome: Outcome) -> dict[str, Any]:
+def _changes(body: kopf.Body, outcome: Outcome, extend: Extend | None = None) -> dict[str, Any]:
     previous = dict(body.get("status") or {})
     generation = int(body.metadata.get("generation") or 0)
     now = datetime.datetime.now(datetime.UTC)
     status = build_status(outcome, generation=generation, previous=previous, now=now)
+    if extend is not None:
+        status = extend(status, previous)
     return status_patch(previous, status)
 
 
