@@ -24,9 +24,8 @@ from milvus_auth.operator.apikeys.spec import KIND, PLURAL, ApiKeySpec
 from milvus_auth.operator.handlers.common import REMOVAL_RETRIES, backoff, record
 from milvus_auth.operator.kube import KubeError, namespaced_path
 from milvus_auth.operator.resources import GROUP, VERSION
-from milvus_auth.operator.status import Applied
 from milvus_auth.operator.runtime import OperatorRuntime
-from milvus_auth.operator.status import Outcome, Reason
+from milvus_auth.operator.status import Applied, Outcome, Reason
 from milvus_auth.store import EtcdUnavailable
 
 log = logging.getLogger(__name__)
