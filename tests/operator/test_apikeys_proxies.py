@@ -18,11 +18,10 @@ from tests.harness.milvus import MilvusLite
 from tests.harness.processes import free_port
 from tests.harness.proxy import ProxyProcess
 from tests.operator.cluster import SLICE_CONTROLLER, Cluster, eventually
-from tests.operator.conftest import PROXY_SERVICE, StartOperator
+from tests.operator.conftest import PROXY_SERVICE, TOKEN, StartOperator
 from tests.operator.test_apikeys import key_in_secret, keys, no_key_published, owned
-from tests.operator.test_end_to_end import TOKEN, proxies
 
-__all__ = ["keys", "no_key_published", "proxies"]
+__all__ = ["keys", "no_key_published"]
 GET_VERSION = "/milvus.proto.milvus.MilvusService/GetVersion"
 REVOKED_WITHIN = 2.5
 COLLECTION = "my_cloud_collection"
