@@ -72,8 +72,10 @@ def test_every_rendered_object_passes_kubernetes_schema(
     release = render(load_yaml(values_file) if values_file else {})[0]
     assert release.objects
     for obj in release.objects:
-        if obj["apiVersion"].startswith(("monitoring.coreos.com/", "cert-manager.io/")):
-            continue  # prometheus-operator's and cert-manager's CRD schemas are not bundled
+        if obj["apiVersion"].startswith(
+            ("monitoring.coreos.com/", "cert-manager.io/", "kopf.dev/")
+        ):
+            continue  # prometheus-operator's, cert-manager's and kopf's CRD schemas are not bundled
         kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
 
 
