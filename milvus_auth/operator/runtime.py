@@ -12,7 +12,6 @@ from milvus_auth.operator.config import OperatorConfig
 from milvus_auth.operator.kube import KubeClient
 from milvus_auth.operator.metrics import OperatorMetrics
 from milvus_auth.operator.notify import Notifier, ProxyNotifier
-from milvus_auth.operator.patching import StatusGuard, StatusWriter
 from milvus_auth.operator.permissions import Permissions
 from milvus_auth.operator.roles.act import RoleReconciler
 from milvus_auth.operator.users.act import UserReconciler
@@ -35,7 +34,6 @@ class OperatorRuntime:
         self.config = config
         self.metrics = OperatorMetrics()
         self.kube = KubeClient()
-        self.status = StatusGuard(self.kube, StatusWriter(self.kube))
         self._notifier_override = notifier
         self._key_notifier_override = key_notifier
         self._keys: ApiKeyStore | None = None
@@ -133,6 +131,5 @@ class OperatorRuntime:
         if self._policy is not None:
             await self._policy.close()
             self._policy = None
-        await self.status.close()
         await self.kube.close()
         self.metrics.stop()

@@ -4,9 +4,6 @@ For MilvusUsers and MilvusRoles alike, create, resume and update share one recon
 `reconcile`); a timer re-checks every resource each resync period (drift repair); deletion sits
 behind the `auth.milvus.io/finalizer`. This module holds the lifecycle, the MilvusUsers and
 their Secrets; `roles` the MilvusRoles; `apikeys` the MilvusAPIKeys; `common` what they share.
-A MilvusUser's status goes into kopf's patch, which kopf sends once and drops when refused; the
-runtime's `StatusGuard` checks that it landed and otherwise writes it again, retrying transient
-refusals.
 Secrets labelled `auth.milvus.io/watch: "true"` (selected by the API server, not in the
 client) are watched with an event handler that never writes to the Secret: it marks the
 MilvusUsers using it (annotation `trigger.auth.milvus.io/secret-version`), which kopf sees as
@@ -24,7 +21,7 @@ import yaml
 
 from milvus_auth.config import ConfigError
 from milvus_auth.operator.handlers.apikeys import register_apikeys
-from milvus_auth.operator.handlers.common import REMOVAL_RETRIES, backoff, record_guarded
+from milvus_auth.operator.handlers.common import REMOVAL_RETRIES, backoff, record
 from milvus_auth.operator.handlers.roles import register_roles
 from milvus_auth.operator.kube import KubeAccess, KubeError, namespaced_path
 from milvus_auth.operator.resources import API_VERSION, GROUP, USER_PLURAL, VERSION
@@ -154,7 +151,7 @@ def _register_users(registry: kopf.OperatorRegistry, runtime: OperatorRuntime) -
         except EtcdUnavailable as error:
             message = f"deletion waits for etcd: {error}"
             outcome = Outcome(Reason.ETCD_UNAVAILABLE, message)
-            record_guarded(runtime.status, _path(spec), body, patch, outcome)
+            record(body, patch, outcome)
             delay = backoff(Reason.ETCD_UNAVAILABLE, retry)
             raise kopf.TemporaryError(message, delay=delay) from None
         if not result.done and not give_up:
@@ -215,13 +212,9 @@ async def _reconcile_user(
     spec = UserSpec.from_body(body)
     applied = Applied.from_status(body.get("status"))
     outcome = await runtime.users.reconcile(spec, applied)
-    record_guarded(runtime.status, _path(spec), body, patch, outcome)
+    record(body, patch, outcome)
     if not outcome.ready and not outcome.stalled:
         raise kopf.TemporaryError(outcome.message, delay=backoff(outcome.reason, retry))
-
-
-def _path(spec: UserSpec) -> str:
-    return namespaced_path(f"{GROUP}/{VERSION}", spec.namespace, USER_PLURAL, spec.name)
 
 
 async def run_operator(

@@ -1,5 +1,5 @@
 """What the kopf handlers of every kind share: retry delays and recording an outcome (in
-kopf's patch; `record_guarded` also has it checked and written again if refused).
+kopf's patch).
 
 Part of the `handlers` package, the only place that imports kopf.
 """
@@ -12,7 +12,6 @@ from typing import Any
 
 import kopf
 
-from milvus_auth.operator.patching import StatusGuard
 from milvus_auth.operator.status import Applied, Outcome, Reason, build_status, status_patch
 
 MAX_DELAY = 30.0
@@ -44,20 +43,6 @@ def record(
     for key, value in _changes(body, outcome, extend).items():
         patch.status[key] = value
     _post_event(body, outcome, dict(body.get("status") or {}))
-
-
-def record_guarded(
-    guard: StatusGuard, path: str, body: kopf.Body, patch: kopf.Patch, outcome: Outcome
-) -> None:
-    """As `record`, and `guard` checks a moment later that kopf's status patch landed (kopf
-    drops a refused one), writing it again with retries if it did not."""
-    previous = dict(body.get("status") or {})
-    changes = _changes(body, outcome)
-    for key, value in changes.items():
-        patch.status[key] = value
-    if changes:
-        guard.expect(path, before={key: previous.get(key) for key in changes}, after=changes)
-    _post_event(body, outcome, previous)
 
 
 def _changes(body: kopf.Body, outcome: Outcome, extend: Extend | None = None) -> dict[str, Any]:
