@@ -81,19 +81,10 @@ class KubeClient:
         assert created is not None
         return created
 
-    async def patch(
-        self, path: str, body: JsonObject, *, time_limit: float | None = None
-    ) -> JsonObject:
-        """JSON merge-patch an object (within `time_limit` seconds, else the client's); returns
-        the stored object."""
+    async def patch(self, path: str, body: JsonObject) -> JsonObject:
+        """JSON merge-patch an object; returns the stored object."""
         patched = await self._request(
-            "PATCH",
-            path,
-            json=body,
-            headers={"Content-Type": "application/merge-patch+json"},
-            timeout=self._timeout
-            if time_limit is None
-            else aiohttp.ClientTimeout(total=time_limit),
+            "PATCH", path, json=body, headers={"Content-Type": "application/merge-patch+json"}
         )
         assert patched is not None
         return patched
