@@ -9,22 +9,15 @@ a worker that fails to start.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
-from collections.abc import Callable, Coroutine
 from typing import Any
 
 from milvus_auth.config import (
-    ConfigError,
     add_common_arguments,
     add_log_level_argument,
     configure_logging,
 )
 from milvus_auth.proxy.config import add_proxy_arguments
-
-EXIT_OK = 0
-EXIT_USER_ERROR = 1
-EXIT_ETCD_UNAVAILABLE = 2
+from milvus_auth.proxy.startup import exit_code
 
 DESCRIPTION = (
     "Serve the Milvus gRPC API on --port, authenticate every call against the credential "
@@ -57,25 +50,3 @@ def run(args: argparse.Namespace) -> int:
 
         return supervise(settings)
     return exit_code(lambda: serve(settings))
-
-
-def exit_code(body: Callable[[], Coroutine[Any, Any, int | None]]) -> int:
-    """Run `body` in a fresh event loop; print a start-up failure on stderr, map it to the exit
-    code; otherwise the code `body` returns (None is 0)."""
-    from milvus_auth.core import CredentialError  # noqa: PLC0415
-    from milvus_auth.proxy.bootstrap import BootstrapError  # noqa: PLC0415
-    from milvus_auth.store import EtcdUnavailable  # noqa: PLC0415
-
-    try:
-        code = asyncio.run(body())
-    except (BootstrapError, CredentialError, ConfigError) as error:
-        print(f"milvus-auth proxy: {error}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except (RuntimeError, OSError) as error:
-        # grpc raises RuntimeError when a port cannot be bound; the metrics server OSError.
-        print(f"milvus-auth proxy: cannot start: {error}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except EtcdUnavailable as error:
-        print(f"milvus-auth proxy: {error}", file=sys.stderr)
-        return EXIT_ETCD_UNAVAILABLE
-    return EXIT_OK if code is None else code

@@ -16,8 +16,8 @@ import sys
 import threading
 
 from milvus_auth.config import configure_logging
-from milvus_auth.proxy.command import exit_code
 from milvus_auth.proxy.server import serve
+from milvus_auth.proxy.startup import exit_code
 from milvus_auth.proxy.workers.spec import WorkerSpec
 
 

@@ -33,9 +33,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 
 from milvus_auth.proxy.authn.ratelimit import RateLimitSettings
-from milvus_auth.proxy.command import EXIT_USER_ERROR, exit_code
 from milvus_auth.proxy.config import ProxySettings, warn_about_settings
 from milvus_auth.proxy.opsconfig import OpsSettings
+from milvus_auth.proxy.startup import EXIT_USER_ERROR, exit_code
 from milvus_auth.proxy.workers.fanout import FanOut
 from milvus_auth.proxy.workers.metrics import MULTIPROC_ENV, SupervisorMetrics
 from milvus_auth.proxy.workers.pool import WorkerPool
