@@ -179,7 +179,7 @@ def add_common_arguments(
         help="most users etcd may hold: a create beyond it is refused, atomically across "
         "every proxy, the operator and this CLI (Milvus's proxy.maxUserNum; root counts)",
         default=DEFAULT_MAX_USERS,
-        type=_bounded(1, 1_000_000),
+        type=parse_bounded(1, 1_000_000),
     )
     policy = parser.add_argument_group("password policy (new passwords only)")
     option = _grouped(policy, environ)
@@ -187,23 +187,25 @@ def add_common_arguments(
         "--password-min-length",
         help=f"fewest UTF-8 bytes in a new password (Milvus's minimum is {MIN_PASSWORD_LENGTH})",
         default=MIN_PASSWORD_LENGTH,
-        type=_bounded(MIN_PASSWORD_LENGTH, MAX_PASSWORD_LENGTH),
+        type=parse_bounded(MIN_PASSWORD_LENGTH, MAX_PASSWORD_LENGTH),
     )
     option(
         "--password-min-classes",
         help=f"fewest kinds of characters among {', '.join(CLASS_NAMES)}",
         default=0,
-        type=_bounded(0, len(CLASS_NAMES)),
+        type=parse_bounded(0, len(CLASS_NAMES)),
     )
     option(
         "--password-min-score",
         help=f"least zxcvbn strength score 0..{MAX_SCORE}, which also refuses passwords "
         "containing the username; off when not given",
-        type=_bounded(0, MAX_SCORE),
+        type=parse_bounded(0, MAX_SCORE),
     )
 
 
-def _bounded(low: int, high: int) -> Callable[[str], int]:
+def parse_bounded(low: int, high: int) -> Callable[[str], int]:
+    """A parser of whole numbers from `low` to `high`."""
+
     def parse(text: str) -> int:
         value = int(text)
         if not low <= value <= high:

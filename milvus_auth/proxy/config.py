@@ -18,17 +18,21 @@ from milvus_auth.config import (
     add_option,
     common_settings,
     parse_bool,
+    parse_bounded,
     parse_names,
+    parse_non_negative_float,
+    parse_non_negative_int,
     read_secret_file,
 )
-from milvus_auth.config import parse_non_negative_float as _non_negative_float
-from milvus_auth.config import parse_non_negative_int as _non_negative_int
 from milvus_auth.proxy.authn.ratelimit import RateLimitSettings
 from milvus_auth.proxy.opsconfig import OpsSettings, add_ops_arguments, ops_settings
 from milvus_auth.proxy.workers.cpus import available_cpus
 from milvus_auth.tls import TlsSettings, server_tls
 
 log = logging.getLogger(__name__)
+
+# A count gRPC and the kernel take as a C int (worker processes, message bytes).
+_POSITIVE_INT = parse_bounded(1, 2**31 - 1)
 
 
 @dataclass(frozen=True)
@@ -127,55 +131,55 @@ def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
         "--rate-limit-user-burst",
         help="failed logins per user from one client address before limiting, 0 = off",
         default=defaults.user_burst,
-        type=_non_negative_int,
+        type=parse_non_negative_int,
     )
     option(
         "--rate-limit-user-per-second",
         help="failed logins per second per user from one client address once limited",
         default=defaults.user_per_second,
-        type=_non_negative_float,
+        type=parse_non_negative_float,
     )
     option(
         "--rate-limit-user-total-burst",
         help="failed logins per user from all addresses before limiting, 0 = off",
         default=defaults.user_total_burst,
-        type=_non_negative_int,
+        type=parse_non_negative_int,
     )
     option(
         "--rate-limit-user-total-per-second",
         help="failed logins per second per user from all addresses once limited",
         default=defaults.user_total_per_second,
-        type=_non_negative_float,
+        type=parse_non_negative_float,
     )
     option(
         "--rate-limit-peer-burst",
         help="failed logins per client address, 0 = off",
         default=defaults.peer_burst,
-        type=_non_negative_int,
+        type=parse_non_negative_int,
     )
     option(
         "--rate-limit-peer-per-second",
         help="failed logins per second per client address",
         default=defaults.peer_per_second,
-        type=_non_negative_float,
+        type=parse_non_negative_float,
     )
     option(
         "--workers",
         help="processes serving the public port (default: the CPUs this process may use, "
         "from its cgroup CPU limit, else its affinity mask)",
-        type=_positive_int,
+        type=_POSITIVE_INT,
     )
     option(
         "--max-message-size",
         help="largest request in bytes, as the upstream's proxy.grpc.serverMaxRecvSize",
         default=64 * 1024 * 1024,
-        type=_positive_int,
+        type=_POSITIVE_INT,
     )
     option(
         "--shutdown-grace",
         help="seconds in-flight calls get after SIGTERM",
         default=10.0,
-        type=_non_negative_float,
+        type=parse_non_negative_float,
     )
     add_ops_arguments(parser)
 
@@ -301,10 +305,3 @@ def _port(text: str) -> int:
     if not 0 <= port < 65536:
         raise argparse.ArgumentTypeError(f"a port is 0..65535, got {port}")
     return port
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if not 0 < value < 2**31:
-        raise argparse.ArgumentTypeError(f"must be 1..{2**31 - 1}, got {value}")
-    return value

@@ -30,10 +30,6 @@ class SingleFlight(Generic[K, V]):
             future.add_done_callback(lambda done: self._landed(key, done))
         return await asyncio.shield(future)
 
-    def in_progress(self, key: K) -> bool:
-        """Whether a fetch for `key` is running."""
-        return key in self._flights
-
     def _landed(self, key: K, future: asyncio.Future[V]) -> None:
         if self._flights.get(key) is future:
             del self._flights[key]
