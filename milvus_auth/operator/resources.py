@@ -1,11 +1,13 @@
 """The operator's custom resources: API group, version, plurals and kinds, spelled once, and
-what every kind's spec parses alike (identity, deletion policy)."""
+what every kind's spec parses alike (identity, deletion policy, the username it names)."""
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
 from typing import Any, TypedDict
+
+from milvus_auth.core import CredentialError, validate_username
 
 GROUP = "auth.milvus.io"
 VERSION = "v1alpha1"
@@ -45,3 +47,14 @@ def identity(body: Mapping[str, Any]) -> Identity:
         uid=str(meta.get("uid") or ""),
         generation=int(meta.get("generation") or 0),
     )
+
+
+def username_problem(username: str) -> str | None:
+    """Why `spec.username` cannot name a Milvus user (InvalidSpec), or None."""
+    try:
+        valid = validate_username(username)
+    except CredentialError as error:
+        return f"spec.username: {error.reason}"
+    if valid != username:
+        return "spec.username must not have leading or trailing spaces"
+    return None

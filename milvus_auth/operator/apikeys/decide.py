@@ -16,11 +16,12 @@ import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from milvus_auth.core import ROOT_USERNAME, CredentialError, validate_username
+from milvus_auth.core import ROOT_USERNAME
 from milvus_auth.core.apikeys import ApiKey, ApiKeyRecord
 from milvus_auth.core.snapshot import PolicySnapshot
 from milvus_auth.operator.apikeys.spec import ApiKeySpec
 from milvus_auth.operator.permissions import Privilege
+from milvus_auth.operator.resources import username_problem
 from milvus_auth.operator.roles.decide import elevated_role
 from milvus_auth.store.claims import Claim
 
@@ -69,13 +70,7 @@ def check_spec(spec: ApiKeySpec) -> str | None:
     """Why the spec can never work (InvalidSpec), or None."""
     if spec.problem is not None:
         return spec.problem
-    try:
-        username = validate_username(spec.username)
-    except CredentialError as error:
-        return f"spec.username: {error.reason}"
-    if username != spec.username:
-        return "spec.username must not have leading or trailing spaces"
-    return None
+    return username_problem(spec.username)
 
 
 def key_privileges(

@@ -19,10 +19,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from milvus_auth.core import ROOT_USERNAME, CredentialError, validate_username
+from milvus_auth.core import ROOT_USERNAME
 from milvus_auth.core.snapshot import PolicySnapshot
 from milvus_auth.operator.permissions import Permissions, Privilege
-from milvus_auth.operator.resources import DeletionPolicy
+from milvus_auth.operator.resources import DeletionPolicy, username_problem
 from milvus_auth.operator.roles.decide import BindingPlan, binding_privileges, plan_bindings
 from milvus_auth.operator.status import Applied, Reason
 from milvus_auth.operator.users.spec import UserSpec
@@ -34,13 +34,10 @@ def check_spec(spec: UserSpec) -> str | None:
     """Why the spec can never work (InvalidSpec), or None."""
     if spec.secret_name == "":
         return "spec.passwordSecretRef.name must not be empty"
-    try:
-        username = validate_username(spec.username)
-    except CredentialError as error:
-        return f"spec.username: {error.reason}"
-    if username != spec.username:
-        return "spec.username must not have leading or trailing spaces"
-    if username == ROOT_USERNAME and not spec.allow_root:
+    problem = username_problem(spec.username)
+    if problem is not None:
+        return problem
+    if spec.username == ROOT_USERNAME and not spec.allow_root:
         return "spec.username root is refused unless spec.allowRoot is true"
     return None
 
