@@ -133,25 +133,29 @@ class FailureLog:
 
     def failure(self, username: str | None, *, peer: str, method: str, reason: str) -> None:
         """One failed login (`username` None: no username was sent); `method` comes escaped."""
-        self.flush()
         shown = shown_username(username)
-        if self._limiter.admit(shown, peer_address(peer)):
-            self._log.warning(
-                "auth failure user=%s peer=%s method=%s reason=%s", shown, peer, method, reason
-            )
+        line = ("auth failure user=%s peer=%s method=%s reason=%s", shown, peer, method, reason)
+        self._write(shown, peer, line)
 
     def key_failure(self, key_id: str | None, *, peer: str, method: str, reason: str) -> None:
         """One failed API-key login (`key_id` None: the key was malformed); only the id, which is
         public, is ever shown."""
+        subject = f"{API_KEY_SUBJECT}{key_id or '-'}"
+        line = (
+            "api key auth failure key=%s peer=%s method=%s reason=%s",
+            key_id,
+            peer,
+            method,
+            reason,
+        )
+        self._write(subject, peer, line)
+
+    def _write(self, subject: str, peer: str, line: tuple[str, *tuple[object, ...]]) -> None:
+        """`line` (a format and its arguments) if the limiter admits `subject` from `peer`'s
+        address now; otherwise counted for the window's summary."""
         self.flush()
-        if self._limiter.admit(f"{API_KEY_SUBJECT}{key_id or '-'}", peer_address(peer)):
-            self._log.warning(
-                "api key auth failure key=%s peer=%s method=%s reason=%s",
-                key_id,
-                peer,
-                method,
-                reason,
-            )
+        if self._limiter.admit(subject, peer_address(peer)):
+            self._log.warning(*line)
 
     def flush(self, *, final: bool = False) -> None:
         """Write the summaries of a window that has ended (`final`: of the current one too)."""
