@@ -155,9 +155,13 @@ class EtcdServer(ServerProcess):
     """A single-member etcd on free loopback ports with its own data dir; restartable.
 
     With `tls`, clients must connect over TLS and present a certificate signed by its CA.
+    `data_dir` (default `workdir/etcd-data`) may be on a memory file system: a test etcd need
+    not survive the machine, and fsyncs on a shared CI disk are its slowest step.
     """
 
-    def __init__(self, workdir: Path, tls: TlsFiles | None = None) -> None:
+    def __init__(
+        self, workdir: Path, tls: TlsFiles | None = None, data_dir: Path | None = None
+    ) -> None:
         self.client_port = free_port()
         peer_port = free_port()
         scheme = "https" if tls else "http"
@@ -165,7 +169,7 @@ class EtcdServer(ServerProcess):
         peer_url = f"http://127.0.0.1:{peer_port}"
         argv = [
             etcd_binary(),
-            *("--name", "test", "--data-dir", str(workdir / "etcd-data")),
+            *("--name", "test", "--data-dir", str(data_dir or workdir / "etcd-data")),
             *("--listen-client-urls", client_url, "--advertise-client-urls", client_url),
             *("--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url),
             *("--initial-cluster", f"test={peer_url}", "--log-level", "warn"),
