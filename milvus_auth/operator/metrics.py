@@ -52,6 +52,13 @@ class OperatorMetrics:
             ["rpc"],
             registry=self.registry,
         )
+        self.patch_retries = Counter(
+            "milvus_auth_operator_patch_retries",
+            "kopf PATCHes (status, finalizers) the API server refused with a passing status "
+            "(409, 422) and the operator tried again, by status",
+            ["status"],
+            registry=self.registry,
+        )
         self._server: WSGIServer | None = None
 
     @contextmanager

@@ -37,15 +37,27 @@ _generated_names = itertools.count(1)
 
 
 class Emulator(kmock.KubernetesEmulator):
-    """kmock's emulator, plus `metadata.generateName` (kopf's Events rely on it)."""
+    """kmock's emulator, plus `metadata.generateName` (kopf's Events rely on it), plus
+    refusals a test plans: `refuse(path, [422, 409])` answers the next PATCHes of `path`
+    with those statuses, as an API server under a validation race or a conflict would."""
 
     async def _handle(self, request: kmock.Request) -> Any:
+        planned = getattr(self, "refusals", {}).get(request.url.path)
+        if request.method == kmock.method.PATCH and planned:
+            status = planned.pop(0)
+            raise kmock.KubernetesError(status=status, reason="Refused", message="planned")
         data = request.data
         if request.action == kmock.action.CREATE and isinstance(data, dict):
             meta = data.setdefault("metadata", {})
             if not meta.get("name") and meta.get("generateName"):
                 meta["name"] = f"{meta['generateName']}{next(_generated_names)}"
         return await super()._handle(request)
+
+
+def refuse(api: kmock.KubernetesEmulator, path: str, statuses: list[int]) -> None:
+    """Answer the next PATCHes of `path` with `statuses`, one each, then serve them again."""
+    refusals: dict[str, list[int]] = api.__dict__.setdefault("refusals", {})
+    refusals.setdefault(path, []).extend(statuses)
 
 
 def declare_resources(api: kmock.KubernetesEmulator) -> None:

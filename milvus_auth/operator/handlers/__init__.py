@@ -20,6 +20,7 @@ import kopf
 import yaml
 
 from milvus_auth.config import ConfigError
+from milvus_auth.operator.handlers import patching
 from milvus_auth.operator.handlers.apikeys import register_apikeys
 from milvus_auth.operator.handlers.common import REMOVAL_RETRIES, backoff, record
 from milvus_auth.operator.handlers.roles import register_roles
@@ -60,6 +61,8 @@ def configure(settings: kopf.OperatorSettings, runtime: OperatorRuntime) -> None
     # Without a server-side timeout a silently dropped watch connection is never noticed.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
+    # kopf retries 5xx and lost connections; a 409 or a 422 from a validation race it drops.
+    patching.install(settings, runtime.metrics)
 
 
 def build_registry(runtime: OperatorRuntime) -> kopf.OperatorRegistry:
