@@ -7,12 +7,16 @@
    own meta root are enforced by it, after `RefreshPolicyInfoCache{opType: 7}` reaches its
    internal port (the 2.3 proxy caches policy and reads etcd only when told).
 
+3. API keys: a colon-less token milvus-auth does not know is refused with the code and text
+   the real Milvus gives every colon-less token (it has no key store).
+
 Where 2.3 and 2.6 differ by design, the comments say so; what is compared is what both write.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import uuid
@@ -26,9 +30,11 @@ from pymilvus import MilvusClient, MilvusException
 from milvus_auth.cli import main
 from milvus_auth.core.grants import RbacLayout
 from milvus_auth.store import Endpoint, EtcdSettings, PolicyStore
+from tests.harness.proxy import ProxyFactory
 from tests.harness.real_milvus import ROOT_PASSWORD, RealMilvus, rbac_records
 
 pytestmark = pytest.mark.real_milvus
+API_KEY_REFUSAL = "auth check failure, please check api key is correct"
 
 
 @pytest.fixture
@@ -255,3 +261,38 @@ def test_records_written_by_milvus_are_read_by_the_store(
         (g.target.object_type, g.target.database, g.privilege) for g in snapshot.grants_of("public")
     }  # type: ignore[attr-defined]
     assert ("Collection", "*", "PrivilegeIndexDetail") in public
+
+
+def test_a_key_milvus_cannot_verify_is_refused_as_milvus_refuses_it(
+    real_milvus: RealMilvus, proxy_factory: ProxyFactory
+) -> None:
+    """A colon-less token is an API key to both; a key neither knows gets the same refusal.
+
+    Stock Milvus has no key store (its hook is a plugin nobody ships), so every key is one it
+    cannot verify: milvus-auth answers an unknown key with Milvus's code and text, so clients
+    and their retry logic see one behaviour. Compared on the wire: pymilvus turns both into one
+    connection error of its own.
+    """
+    proxy = proxy_factory(
+        etcd_endpoint=real_milvus.etcd.endpoint,
+        meta_root=real_milvus.meta_root,
+        upstream=f"127.0.0.1:{real_milvus.port}",
+        root_password=None,
+    )
+    keys = [f"mak_{'0' * 16}_{'A' * 43}", "mak_short", "not-a-key-of-ours"]
+    cases = [(key, method) for key in keys for method in ("ShowCollections", "Connect")]
+
+    def refusals(address: str) -> list[tuple[grpc.StatusCode, str]]:
+        found = []
+        with grpc.insecure_channel(address) as channel:
+            for key, method in cases:
+                call = channel.unary_unary(f"/milvus.proto.milvus.MilvusService/{method}")
+                header = (("authorization", base64.b64encode(key.encode()).decode()),)
+                with pytest.raises(grpc.RpcError) as caught:
+                    call(b"", metadata=header, timeout=30)
+                found.append((caught.value.code(), caught.value.details()))
+        return found
+
+    theirs = refusals(f"127.0.0.1:{real_milvus.port}")
+    assert theirs[0] == (grpc.StatusCode.UNAUTHENTICATED, API_KEY_REFUSAL)
+    assert refusals(proxy.address) == theirs
