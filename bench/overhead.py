@@ -39,13 +39,18 @@ async def measure(target: str, *, callers: int, calls: int, pid: int | None = No
 class BareForwarder(ServerProcess):
     """bench/bare_forwarder.py as a child process on a free port."""
 
-    def __init__(self, upstream: str, workdir: Path) -> None:
+    def __init__(self, upstream: str, workdir: Path, *, relay: bool = False) -> None:
         port = free_port()
         self.address = f"127.0.0.1:{port}"
+        name = "bare-forwarder-relay" if relay else "bare-forwarder"
         super().__init__(
-            "bare-forwarder",
-            [sys.executable, "-m", "bench.bare_forwarder", upstream, str(port)],
-            log_path=workdir / "bare-forwarder.log",
+            name,
+            [
+                sys.executable,
+                *("-m", "bench.bare_forwarder", upstream, str(port)),
+                *(["--relay"] if relay else []),
+            ],
+            log_path=workdir / f"{name}.log",
             ready=lambda: port_open(port),
         )
 

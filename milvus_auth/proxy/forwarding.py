@@ -33,7 +33,7 @@ Metadata = list[tuple[str, str | bytes]]
 UNKNOWN_METHOD_LABEL = "other"  # the metrics label of every path outside the known services
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"  # the stubs are generic, grpc is not
 # gRPC sets these itself on the upstream call; HTTP/2 pseudo-headers (":...") are dropped too.
-_HOP_BY_HOP = frozenset({"user-agent", "te", "content-type", "grpc-timeout", "grpc-encoding"})
+HOP_BY_HOP = frozenset({"user-agent", "te", "content-type", "grpc-timeout", "grpc-encoding"})
 MILVUS_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 """Milvus's proxy.grpc.serverMaxRecvSize (and serverMaxSendSize) default."""
 # Milvus messages can be large (search results, bulk inserts): responses are the upstream's to
@@ -193,7 +193,7 @@ class Upstream:
                 authorization = api_key_user_authorization(identity.username)
         forwarded: Metadata = []
         for key, value in context.invocation_metadata() or ():
-            if key.startswith(":") or key in _HOP_BY_HOP:
+            if key.startswith(":") or key in HOP_BY_HOP:
                 continue
             if authorization is not None and key == AUTHORIZATION_METADATA:
                 continue

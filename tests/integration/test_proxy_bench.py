@@ -97,6 +97,7 @@ async def test_percall_bench(capsys: pytest.CaptureFixture[str]) -> None:
     assert all(seconds > 0 for seconds in cpu.values())
     out = capsys.readouterr().out
     assert "milvus-auth forwarded / bare forwarder" in out
+    assert "of which relaying metadata" in out
     assert "rate-limited / forwarded" in out
 
 
