@@ -21,17 +21,25 @@ def _planned(api: kmock.KubernetesEmulator, path: str) -> list[int]:
     return list(api.__dict__.get("refusals", {}).get(path, []))
 
 
+async def _applied_despite(
+    api: kmock.KubernetesEmulator, cluster: Cluster, name: str, path: str, refusals: list[int]
+) -> None:
+    """Create MilvusUser `name` while kmock refuses the next PATCHes of `path`; it must reach
+    Applied (within seconds, with a 300 s resync) and use up every planned refusal."""
+    await cluster.put_secret(f"{name}-password", PASSWORD)
+    refuse(api, path, refusals)
+    await cluster.create_user(
+        name, {"username": name, "passwordSecretRef": {"name": f"{name}-password"}}
+    )
+    await eventually(lambda: cluster.reason(name) == "Applied", within=20)
+    assert _planned(api, path) == []
+
+
 async def test_status_patches_refused_with_422_and_409_are_retried_at_once(
     api: kmock.KubernetesEmulator, cluster: Cluster, start_operator: StartOperator
 ) -> None:
     operator = await start_operator(notifier=FakeNotifier())
-    await cluster.put_secret("pat-password", PASSWORD)
-    refuse(api, STATUS.format("pat"), [422, 409])
-    await cluster.create_user(
-        "pat", {"username": "pat", "passwordSecretRef": {"name": "pat-password"}}
-    )
-    await eventually(lambda: cluster.reason("pat") == "Applied", within=20)
-    assert _planned(api, STATUS.format("pat")) == []
+    await _applied_despite(api, cluster, "pat", STATUS.format("pat"), [422, 409])
     retries = operator.runtime.metrics.patch_retries
     assert retries.labels("422")._value.get() == 1
     assert retries.labels("409")._value.get() == 1
@@ -41,13 +49,7 @@ async def test_finalizer_patch_refused_with_409_is_retried_at_once(
     api: kmock.KubernetesEmulator, cluster: Cluster, start_operator: StartOperator
 ) -> None:
     await start_operator(notifier=FakeNotifier())
-    await cluster.put_secret("fin-password", PASSWORD)
-    refuse(api, OBJECT.format("fin"), [409])
-    await cluster.create_user(
-        "fin", {"username": "fin", "passwordSecretRef": {"name": "fin-password"}}
-    )
-    await eventually(lambda: cluster.reason("fin") == "Applied", within=20)
-    assert _planned(api, OBJECT.format("fin")) == []
+    await _applied_despite(api, cluster, "fin", OBJECT.format("fin"), [409])
     assert "auth.milvus.io/finalizer" in cluster.user("fin")["metadata"]["finalizers"]
 
 
@@ -55,11 +57,5 @@ async def test_server_errors_are_left_to_kopfs_own_retries(
     api: kmock.KubernetesEmulator, cluster: Cluster, start_operator: StartOperator
 ) -> None:
     operator = await start_operator(notifier=FakeNotifier())
-    await cluster.put_secret("sam-password", PASSWORD)
-    refuse(api, STATUS.format("sam"), [500, 503])
-    await cluster.create_user(
-        "sam", {"username": "sam", "passwordSecretRef": {"name": "sam-password"}}
-    )
-    await eventually(lambda: cluster.reason("sam") == "Applied", within=20)
-    assert _planned(api, STATUS.format("sam")) == []
+    await _applied_despite(api, cluster, "sam", STATUS.format("sam"), [500, 503])
     assert operator.runtime.metrics.patch_retries._metrics == {}
