@@ -4,7 +4,7 @@ kopf retries a PATCH answered with 5xx, 429 or 403, or left without an answer, b
 (`settings.networking.error_backoffs`). A 409 Conflict, or a 422 from a validation race such as
 kubernetes#114661 (1.25.0-1.25.5), it does not: the error reaches its per-object throttler,
 the status or finalizer change is dropped, and nothing happens until the object's next watch
-event, which for a MilvusUser nobody touches is the next resync, an hour away by default.
+event, which for a MilvusUser nobody touches is the next resync, 5 minutes away by default.
 
 kopf has no hook for this, so `install` wraps its one patching function
 (`kopf._cogs.clients.patching.patch_obj`, a private module; tests/operator/test_patch_retries.py
