@@ -6,7 +6,7 @@ is milvus-auth's own work. Run as `python -m bench.bare_forwarder UPSTREAM PORT 
 
 With `--relay` it also does what any correct gRPC proxy must: the caller's metadata goes
 upstream (without hop-by-hop headers) and the upstream's initial and trailing metadata come
-back, as milvus-auth's forwarder does (bench/percall.py shows what that alone costs).
+back, with milvus-auth's own relay (bench/percall.py shows what that alone costs).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import grpc
 
-from milvus_auth.proxy.forwarding import HOP_BY_HOP
+from milvus_auth.proxy.forwarding import HOP_BY_HOP, relay_metadata
 
 
 class _Forward(grpc.GenericRpcHandler):
@@ -43,12 +43,7 @@ class _Forward(grpc.GenericRpcHandler):
                 ]
                 call = upstream(request, metadata=metadata, timeout=context.time_remaining())
                 response = await call
-                initial = await call.initial_metadata()
-                if initial:
-                    await context.send_initial_metadata(tuple(initial))
-                trailing = await call.trailing_metadata()
-                if trailing:
-                    context.set_trailing_metadata(tuple(trailing))
+                await relay_metadata(context, call)
                 return response
 
             behaviour = relay if self._relay else forward

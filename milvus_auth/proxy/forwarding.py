@@ -148,7 +148,7 @@ class Upstream:
                 call.cancel()
                 raise
             observe(grpc.StatusCode.OK, started)
-            await _relay_metadata(context, call)
+            await relay_metadata(context, call)
             return response
 
         return forward
@@ -222,7 +222,8 @@ class Upstream:
         return observe
 
 
-async def _relay_metadata(context: Context, call: Any) -> None:
+async def relay_metadata(context: Context, call: Any) -> None:
+    """Send a finished upstream call's initial and trailing metadata back to the caller."""
     initial = await call.initial_metadata()
     if initial:
         await context.send_initial_metadata(_pairs(initial))
