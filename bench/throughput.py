@@ -115,6 +115,7 @@ class Load:
 
     async def _measure(self, address: str, calls: int, proxy_pid: int | None) -> Run:
         log = self._workdir / "requests.tsv"
+        log.unlink(missing_ok=True)  # h2load appends to its log file
         before_stub = self._stub.calls
         self_before = resource.getrusage(resource.RUSAGE_SELF)
         children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
