@@ -223,12 +223,20 @@ async def run(*, calls: int = 10_000) -> None:
         f"proxy CPU per call: (c)/(b) {_ratio(one.proxy_cpu, floor.proxy_cpu)}, "
         f"(d)/(c) {_ratio(two.proxy_cpu, one.proxy_cpu)} (1.00x = workers add no cost per call)"
     )
+    cores = len(os.sched_getaffinity(0))
     busy = [run.proxy_cpu + run.stub_cpu + run.h2load_cpu for run in (one, two)]
     print(
         f"cores busy during (c): {busy[0] / one.seconds:.2f}, "
         f"during (d): {busy[1] / two.seconds:.2f} "
-        f"(proxy + stub + h2load; this machine has {len(os.sched_getaffinity(0))}; "
+        f"(proxy + stub + h2load; this machine has {cores}; "
         "the rest went to other processes)"
+    )
+    print(
+        f"proxy cores used: (c) {one.proxy_cpu / one.seconds:.2f}, "
+        f"(d) {two.proxy_cpu / two.seconds:.2f}; the most these {cores} cores allow with the "
+        f"stub and h2load's CPU per call: (c) {cores / busy[0] * one.calls:,.0f}/s, "
+        f"(d) {cores / busy[1] * two.calls:,.0f}/s "
+        f"(reached {_ratio(two.rate, cores / busy[1] * two.calls)} of it with 2 workers)"
     )
 
 
