@@ -31,6 +31,9 @@ from bench.h2load import grpc_body, h2load
 from bench.overhead import BareForwarder
 
 WRONG = header("nobody", "wrong-password")
+FORWARDED = "milvus-auth, forwarded"
+BARE = "bare forwarder"
+RELAY = "bare forwarder + metadata"
 _OK = grpc.StatusCode.OK
 LIMITED_PROBES = 60  # wrong-password calls that empty the limiter's buckets for this address
 
@@ -76,8 +79,9 @@ async def _empty_the_limiter(address: str) -> None:
 
 async def measure(
     targets: Sequence[Target], *, requests: int, rounds: int, body: Path
-) -> dict[str, float]:
-    """Median CPU seconds per call of each target over `rounds` alternating h2load runs."""
+) -> dict[str, list[float]]:
+    """CPU seconds per call of each target in each of `rounds` rounds; a round runs every
+    target once, back to back, so a ratio within one round compares like with like."""
     for target in targets:
         code = await _status(target)
         if code != target.expected:
@@ -87,11 +91,18 @@ async def measure(
     for _ in range(rounds):
         for target in targets:
             samples[target.label].append(await _cpu_per_call(target, body, requests))
-    return {label: statistics.median(values) for label, values in samples.items()}
+    return samples
 
 
-async def run(*, requests: int = 20_000, rounds: int = 3) -> dict[str, float]:
-    """Print CPU per call of each target and the ratios; return the CPU seconds by label."""
+def paired_ratio(samples: dict[str, list[float]], top: str, bottom: str) -> tuple[float, ...]:
+    """`top`/`bottom` per round: (median, lowest, highest)."""
+    ratios = [a / b for a, b in zip(samples[top], samples[bottom], strict=True)]
+    return statistics.median(ratios), min(ratios), max(ratios)
+
+
+async def run(*, requests: int = 20_000, rounds: int = 5) -> dict[str, float]:
+    """Print CPU per call of each target and the ratios; return the median CPU seconds by
+    label."""
     with tempfile.TemporaryDirectory(prefix="milvus-auth-percall-") as scratch:
         body = Path(scratch) / "get-version.grpc"
         body.write_bytes(grpc_body(b""))
@@ -110,44 +121,42 @@ async def run(*, requests: int = 20_000, rounds: int = 3) -> dict[str, float]:
                     unauthenticated = grpc.StatusCode.UNAUTHENTICATED
                     targets = [
                         Target("grpc.aio server alone", upstream, os.getpid(), ROOT, _OK),
-                        Target("bare forwarder", bare.address, bare.process.pid, ROOT, _OK),
-                        Target(
-                            "bare forwarder + metadata", relay.address, relay.process.pid, ROOT, _OK
-                        ),
-                        Target("milvus-auth, forwarded", proxy.address, ours, ROOT, _OK),
+                        Target(BARE, bare.address, bare.process.pid, ROOT, _OK),
+                        Target(RELAY, relay.address, relay.process.pid, ROOT, _OK),
+                        Target(FORWARDED, proxy.address, ours, ROOT, _OK),
                         Target("milvus-auth, no header", proxy.address, ours, (), unauthenticated),
                         Target(
                             "milvus-auth, rate-limited", proxy.address, ours, WRONG, unauthenticated
                         ),
                     ]
-                    cpu = await measure(targets, requests=requests, rounds=rounds, body=body)
+                    samples = await measure(targets, requests=requests, rounds=rounds, body=body)
                     limited = proxy.metric("auth_total", result="failure", reason="rate_limited")
             finally:
                 bare.stop()
                 relay.stop()
-    _report(cpu, requests=requests, rounds=rounds, limited=limited)
-    return cpu
+    _report(samples, requests=requests, rounds=rounds, limited=limited)
+    return {label: statistics.median(values) for label, values in samples.items()}
 
 
-def _report(cpu: dict[str, float], *, requests: int, rounds: int, limited: float) -> None:
+def _report(samples: dict[str, list[float]], *, requests: int, rounds: int, limited: float) -> None:
     print(
         f"proxy CPU per unary call, h2load 4 connections x 8 streams, {requests} calls x "
-        f"{rounds} rounds (median)"
+        f"{rounds} rounds (median; ratios: median of the rounds' ratios, lowest-highest)"
     )
-    for label, seconds in cpu.items():
-        print(f"  {label:<27} {seconds * 1e6:6.0f} us")
-    forwarded = cpu["milvus-auth, forwarded"]
+    for label, values in samples.items():
+        print(f"  {label:<27} {statistics.median(values) * 1e6:6.0f} us")
+
+    def ratio(top: str, bottom: str, digits: int = 3) -> str:
+        median, low, high = paired_ratio(samples, top, bottom)
+        return f"{median:.{digits}f}x ({low:.{digits}f}-{high:.{digits}f})"
+
+    print(f"  milvus-auth forwarded / bare forwarder: {ratio(FORWARDED, BARE)} (target <= 1.05x)")
     print(
-        f"  milvus-auth forwarded / bare forwarder: {forwarded / cpu['bare forwarder']:.3f}x "
-        "(target <= 1.05x)"
-    )
-    relaying = cpu["bare forwarder + metadata"]
-    print(
-        f"  of which relaying metadata (any correct proxy): {relaying / cpu['bare forwarder']:.3f}x"
-        f"; milvus-auth's own checks and bookkeeping: {forwarded / relaying:.3f}x"
+        f"  of which relaying metadata (any correct proxy): {ratio(RELAY, BARE)}"
+        f"; milvus-auth's own checks and bookkeeping: {ratio(FORWARDED, RELAY)}"
     )
     for label in ("milvus-auth, no header", "milvus-auth, rate-limited"):
-        print(f"  {label.removeprefix('milvus-auth, ')} / forwarded: {cpu[label] / forwarded:.2f}x")
+        print(f"  {label.removeprefix('milvus-auth, ')} / forwarded: {ratio(label, FORWARDED, 2)}")
     print(f"  calls refused by the rate limit: {limited:.0f}")
 
 
@@ -155,7 +164,7 @@ def main() -> None:
     """`python -m bench.percall [--requests N] [--rounds N]`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20_000, help="calls per h2load run")
-    parser.add_argument("--rounds", type=int, default=3, help="runs per target")
+    parser.add_argument("--rounds", type=int, default=5, help="runs per target")
     args = parser.parse_args()
     asyncio.run(run(requests=args.requests, rounds=args.rounds))
 
