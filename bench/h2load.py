@@ -53,11 +53,14 @@ async def h2load(
     connections: int = 4,
     streams: int = 8,
     headers: Sequence[tuple[str, str]] = (),
+    rate: float | None = None,
 ) -> Load:
-    """`requests` unary calls of `method` on `address` with `body`, `connections` x `streams`."""
+    """`requests` unary calls of `method` on `address` with `body`, `connections` x `streams`;
+    with `rate`, each connection sends that many calls per second (h2load's `--rps`)."""
     argv = [
         binary(),
         *("-n", str(requests), "-c", str(connections), "-m", str(streams)),
+        *(("--rps", f"{rate:g}") if rate is not None else ()),
         *("-H", "content-type: application/grpc", "-H", "te: trailers"),
         *(arg for key, value in headers for arg in ("-H", f"{key}: {value}")),
         *("-d", str(body)),
