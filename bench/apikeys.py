@@ -56,7 +56,8 @@ def _percentile(samples: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
-def _key_header(key: ApiKey) -> tuple[tuple[str, str], ...]:
+def key_header(key: ApiKey) -> tuple[tuple[str, str], ...]:
+    """The `authorization` metadata a client sends with `key` as its token."""
     return (("authorization", base64.b64encode(key.token.encode()).decode()),)
 
 
@@ -96,7 +97,7 @@ async def cached(*, checks: int = 20_000, cost: int = 10) -> tuple[float, float]
         metrics=metrics,
         usage=UsageRecorder(keys, cache, metrics),
     )
-    key_metadata, password_metadata = _key_header(key), header("etl", PASSWORD)
+    key_metadata, password_metadata = key_header(key), header("etl", PASSWORD)
 
     async def key_check() -> None:
         token = read_authorization(authorization_values(key_metadata))
@@ -179,7 +180,7 @@ def _etcd_and_proxies(upstream: str, count: int) -> Iterator[tuple[EtcdServer, l
 async def _all_at_once(channel: grpc.aio.Channel, keys: list[ApiKey]) -> float:
     call = channel.unary_unary(GET_VERSION)
     started = time.perf_counter()
-    await asyncio.gather(*(call(b"", metadata=_key_header(key), timeout=60) for key in keys))
+    await asyncio.gather(*(call(b"", metadata=key_header(key), timeout=60) for key in keys))
     return time.perf_counter() - started
 
 
@@ -232,7 +233,7 @@ async def revocation(*, revocations: int = 20, proxies: int = 3) -> tuple[float,
             issued = await _issue(etcd, revocations)
             async with ApiKeyStore(_settings(etcd), META_ROOT) as store:
                 for key in issued:
-                    metadata = _key_header(key)
+                    metadata = key_header(key)
                     await asyncio.gather(*(_until(p, metadata, refused=False) for p in started))
                     began = time.perf_counter()
                     await store.delete(key.key_id)

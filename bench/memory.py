@@ -1,12 +1,14 @@
-"""Proxy memory at scale: resident memory idle, with 10,000 cached users, and with 10,000 grants.
+"""Proxy memory at scale: resident memory idle, with 10,000 cached users, 10,000 cached API
+keys and 10,000 grants.
 
 One real proxy process (auth and authorization on) in front of a stub upstream. Its RSS is read
-from /proc after a few calls (idle), after 10,000 users were put in its credential cache
+from /proc after a few calls (idle); after 10,000 users were put in its credential cache
 through the internal port's UpdateCredentialCache (what the operator sends for each user: the
-same entry a login leaves), and after 10,000 grants (100 roles x 100 collections, Milvus's etcd
-records) reached its policy cache through the etcd watch; the last grant written is checked by
-a call it allows, so every grant before it is in. Target: under 60 MiB above idle. Cached API
-keys are not measured here (bench/apikeys.py times them).
+same entry a login leaves); after 10,000 API keys (records written as `apikeys create` writes
+them) were each used once, which puts each in the proxy's key cache; and last after 10,000
+grants (100 roles x 100 collections, Milvus's etcd records) reached its policy cache through
+the etcd watch (the last grant written is checked by a call it allows, so every grant before it
+is in). Target: under 60 MiB above idle for 10,000 users and 10,000 API keys or grants.
 """
 
 from __future__ import annotations
@@ -15,17 +17,20 @@ import argparse
 import asyncio
 import base64
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import grpc
 from pymilvus.grpc_gen import milvus_pb2
 
-from bench.common import META_ROOT, create_users, etcd_and_proxy, stub_upstream
+from bench.apikeys import key_header
+from bench.common import GET_VERSION, META_ROOT, create_users, etcd_and_proxy, stub_upstream
 from milvus_auth.core import cache_digest
+from milvus_auth.core.apikeys import ApiKeyRecord, generate_api_key
 from milvus_auth.core.grants import RbacLayout, plan_v1
 from milvus_auth.protos import proxy_pb2, proxy_pb2_grpc
-from milvus_auth.store import Endpoint, EtcdSettings, PolicyStore
+from milvus_auth.store import ApiKeyStore, Endpoint, EtcdSettings, PolicyStore
 from tests.harness.processes import EtcdServer
 from tests.harness.proxy import ProxyProcess
 
@@ -94,6 +99,25 @@ async def grant_all(etcd: EtcdServer, *, roles: int, collections: int, user: str
     return last
 
 
+async def cache_api_keys(etcd: EtcdServer, proxy: ProxyProcess, *, user: str, count: int) -> None:
+    """`count` API keys of `user` written to etcd, then each used once through the proxy."""
+    keys = [generate_api_key() for _ in range(count)]
+    now = int(time.time())
+    settings = EtcdSettings(endpoints=(Endpoint.parse(etcd.endpoint),))
+    async with ApiKeyStore(settings, META_ROOT) as store:
+        await _bounded(
+            [
+                lambda key=key: store.create(ApiKeyRecord(key.key_id, user, key.secret_hash, now))
+                for key in keys
+            ]
+        )
+    async with grpc.aio.insecure_channel(proxy.address) as channel:
+        call = channel.unary_unary(GET_VERSION)
+        await _bounded(
+            [lambda key=key: call(b"", metadata=key_header(key), timeout=60) for key in keys]
+        )
+
+
 async def until_allowed(proxy: ProxyProcess, user: str, password: str, collection: str) -> None:
     """Search `collection` as `user` until the proxy allows it (its watch applied the grant;
     an empty name: until it authenticates the user)."""
@@ -114,9 +138,11 @@ async def until_allowed(proxy: ProxyProcess, user: str, password: str, collectio
     raise TimeoutError(f"the proxy never allowed {user} to search {collection}")
 
 
-async def run(*, users: int = 10_000, roles: int = 100, collections: int = 100) -> dict[str, int]:
-    """Print the proxy's RSS idle, with `users` cached users and `roles` x `collections`
-    grants, and the growth over idle; return the RSS figures in bytes."""
+async def run(
+    *, users: int = 10_000, roles: int = 100, collections: int = 100, api_keys: int = 10_000
+) -> dict[str, int]:
+    """Print the proxy's RSS idle, with `users` cached users, `roles` x `collections` grants
+    and `api_keys` cached API keys, and the growth over idle; return the RSS figures in bytes."""
     passwords = {f"user{i}": secrets.token_urlsafe(12) for i in range(users)}
     first = next(iter(passwords))
     async with stub_upstream() as upstream:
@@ -128,26 +154,38 @@ async def run(*, users: int = 10_000, roles: int = 100, collections: int = 100) 
             figures = {"idle": rss(pid)}
             await cache_users(proxy, passwords)
             figures["users"] = rss(pid)
+            await cache_api_keys(etcd, proxy, user=first, count=api_keys)
+            figures["api_keys"] = rss(pid)
             last = await grant_all(etcd, roles=roles, collections=collections, user=first)
             await until_allowed(proxy, first, passwords[first], last)
             figures["grants"] = rss(pid)
     idle = figures["idle"]
-    print(f"proxy RSS (auth and authorization on, {users} users, {roles * collections} grants)")
+    print(
+        f"proxy RSS (auth and authorization on, {users} users, {api_keys} API keys, "
+        f"{roles * collections} grants)"
+    )
     print(f"  idle:                      {idle / MIB:6.1f} MiB")
     print(
         f"  + {users} cached users:    {figures['users'] / MIB:6.1f} MiB "
         f"(+{(figures['users'] - idle) / MIB:.1f} MiB, "
         f"{(figures['users'] - idle) / users:.0f} bytes per user)"
     )
+    print(
+        f"  + {api_keys} cached API keys: {figures['api_keys'] / MIB:6.1f} MiB "
+        f"(+{(figures['api_keys'] - figures['users']) / MIB:.1f} MiB, "
+        f"{(figures['api_keys'] - figures['users']) / max(api_keys, 1):.0f} bytes per key)"
+    )
     grants = roles * collections
     print(
         f"  + {grants} grants:         {figures['grants'] / MIB:6.1f} MiB "
-        f"(+{(figures['grants'] - figures['users']) / MIB:.1f} MiB, "
-        f"{(figures['grants'] - figures['users']) / grants:.0f} bytes per grant)"
+        f"(+{(figures['grants'] - figures['api_keys']) / MIB:.1f} MiB, "
+        f"{(figures['grants'] - figures['api_keys']) / grants:.0f} bytes per grant)"
     )
+    users_and_grants = figures["grants"] - figures["api_keys"] + figures["users"] - idle
     print(
-        f"  users and grants over idle: +{(figures['grants'] - idle) / MIB:.1f} MiB "
-        "(target < 60 MiB); API keys not measured"
+        f"  users and API keys over idle: +{(figures['api_keys'] - idle) / MIB:.1f} MiB; "
+        f"users and grants: +{users_and_grants / MIB:.1f} MiB; all three: "
+        f"+{(figures['grants'] - idle) / MIB:.1f} MiB (target < 60 MiB for users and either)"
     )
     return figures
 
@@ -158,8 +196,16 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--roles", type=int, default=100)
     parser.add_argument("--collections", type=int, default=100, help="grants per role")
+    parser.add_argument("--api-keys", type=int, default=10_000)
     args = parser.parse_args()
-    asyncio.run(run(users=args.users, roles=args.roles, collections=args.collections))
+    asyncio.run(
+        run(
+            users=args.users,
+            roles=args.roles,
+            collections=args.collections,
+            api_keys=args.api_keys,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -102,7 +102,9 @@ async def test_percall_bench(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 async def test_memory_bench(capsys: pytest.CaptureFixture[str]) -> None:
-    figures = await memory.run(users=50, roles=2, collections=3)
-    assert set(figures) == {"idle", "users", "grants"}
+    figures = await memory.run(users=50, roles=2, collections=3, api_keys=20)
+    assert set(figures) == {"idle", "users", "grants", "api_keys"}
     assert all(value > 0 for value in figures.values())
-    assert "users and grants over idle" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "users and API keys over idle" in out
+    assert "+ 20 cached API keys" in out
