@@ -21,6 +21,19 @@ stop_all() {
     trap - EXIT INT TERM
     echo "stopping..."
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    # Each gets 20 s to stop (the proxy drains its calls first); whatever is left is killed.
+    for _ in $(seq 1 200); do
+        running=0
+        for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && running=1; done
+        [ "$running" = 0 ] && break
+        sleep 0.1
+    done
+    for pid in "${PIDS[@]}"; do
+        if kill -0 "$pid" 2>/dev/null; then
+            echo "pid $pid ($(ps -o comm= -p "$pid" 2>/dev/null || true)) did not stop within 20 s: killed"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    done
     wait 2>/dev/null || true
     echo "stopped; data and logs stay in $RUN_DIR/"
 }
