@@ -4,6 +4,7 @@ against it, and Ctrl-C (SIGINT) stops every process it started.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -44,6 +45,16 @@ def test_quickstart_through_a_proxy(proxy: ProxyProcess) -> None:
     assert "Quickstart-Pass-1" not in proxy.log()
 
 
+# As from a terminal: a test run started in the background (`cmd &` without job control)
+# ignores SIGINT, its children inherit that, and a shell cannot trap a signal ignored on entry.
+_WITH_DEFAULT_SIGINT = (
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])",
+)
+
+
 def test_make_run_script_then_quickstart_then_ctrl_c(tmp_path: Path) -> None:
     ports = {
         name: free_port()
@@ -55,10 +66,11 @@ def test_make_run_script_then_quickstart_then_ctrl_c(tmp_path: Path) -> None:
     output = tmp_path / "run.out"
     with output.open("w") as out:
         script = subprocess.Popen(
-            [str(REPO / "scripts" / "run-dev.sh")],
+            [*_WITH_DEFAULT_SIGINT, str(REPO / "scripts" / "run-dev.sh")],
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, **env},
+            start_new_session=True,
         )
     try:
         wait_until(
@@ -74,9 +86,9 @@ def test_make_run_script_then_quickstart_then_ctrl_c(tmp_path: Path) -> None:
             script.wait(40)  # the script gives each process 20 s, then kills it
         except subprocess.TimeoutExpired:
             pytest.fail(f"make run did not stop on Ctrl-C:\n{output.read_text()}")
+        assert "stopped" in output.read_text()
+        for name in ("PROXY_PORT", "INTERNAL_PORT", "MILVUS_PORT", "ETCD_PORT"):
+            assert not port_open(ports[name]), f"{name} still open after Ctrl-C"
     finally:
-        if script.poll() is None:
-            script.kill()
-    assert "stopped" in output.read_text()
-    for name in ("PROXY_PORT", "INTERNAL_PORT", "MILVUS_PORT", "ETCD_PORT"):
-        assert not port_open(ports[name]), f"{name} still open after Ctrl-C"
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(script.pid, signal.SIGKILL)  # whatever a failure left running
