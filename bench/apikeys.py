@@ -20,7 +20,7 @@ import contextlib
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import grpc
@@ -140,13 +140,15 @@ def _settings(etcd: EtcdServer) -> EtcdSettings:
     return EtcdSettings(endpoints=(Endpoint.parse(etcd.endpoint),))
 
 
-async def _issue(etcd: EtcdServer, count: int) -> list[ApiKey]:
-    """`count` keys for the bench users, written as `apikeys create` writes them."""
+async def issue_keys(
+    etcd: EtcdServer, count: int, users: Sequence[str] = tuple(USERS)
+) -> list[ApiKey]:
+    """`count` keys for `users` in turn, written as `apikeys create` writes them."""
     now = int(time.time())
     keys = [generate_api_key() for _ in range(count)]
     async with ApiKeyStore(_settings(etcd), META_ROOT) as store:
         for index, key in enumerate(keys):
-            user = USERS[index % len(USERS)]
+            user = users[index % len(users)]
             await store.create(ApiKeyRecord(key.key_id, user, key.secret_hash, now))
     return keys
 
@@ -189,7 +191,7 @@ async def cold(*, keys: int = 1000) -> None:
     async with stub_upstream() as upstream:
         with _etcd_and_proxies(upstream, 1) as (etcd, (proxy,)):
             await create_users(etcd, dict.fromkeys(USERS, PASSWORD), cost=4)
-            issued = await _issue(etcd, keys)
+            issued = await issue_keys(etcd, keys)
             async with grpc.aio.insecure_channel(proxy.address) as channel:
                 first = await _all_at_once(channel, issued)
                 reads = {
@@ -230,7 +232,7 @@ async def revocation(*, revocations: int = 20, proxies: int = 3) -> tuple[float,
     async with stub_upstream() as upstream:
         with _etcd_and_proxies(upstream, proxies) as (etcd, started):
             await create_users(etcd, dict.fromkeys(USERS, PASSWORD), cost=4)
-            issued = await _issue(etcd, revocations)
+            issued = await issue_keys(etcd, revocations)
             async with ApiKeyStore(_settings(etcd), META_ROOT) as store:
                 for key in issued:
                     metadata = key_header(key)

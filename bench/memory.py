@@ -17,20 +17,18 @@ import argparse
 import asyncio
 import base64
 import secrets
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import grpc
 from pymilvus.grpc_gen import milvus_pb2
 
-from bench.apikeys import key_header
+from bench.apikeys import issue_keys, key_header
 from bench.common import GET_VERSION, META_ROOT, create_users, etcd_and_proxy, stub_upstream
 from milvus_auth.core import cache_digest
-from milvus_auth.core.apikeys import ApiKeyRecord, generate_api_key
 from milvus_auth.core.grants import RbacLayout, plan_v1
 from milvus_auth.protos import proxy_pb2, proxy_pb2_grpc
-from milvus_auth.store import ApiKeyStore, Endpoint, EtcdSettings, PolicyStore
+from milvus_auth.store import Endpoint, EtcdSettings, PolicyStore
 from tests.harness.processes import EtcdServer
 from tests.harness.proxy import ProxyProcess
 
@@ -101,16 +99,7 @@ async def grant_all(etcd: EtcdServer, *, roles: int, collections: int, user: str
 
 async def cache_api_keys(etcd: EtcdServer, proxy: ProxyProcess, *, user: str, count: int) -> None:
     """`count` API keys of `user` written to etcd, then each used once through the proxy."""
-    keys = [generate_api_key() for _ in range(count)]
-    now = int(time.time())
-    settings = EtcdSettings(endpoints=(Endpoint.parse(etcd.endpoint),))
-    async with ApiKeyStore(settings, META_ROOT) as store:
-        await _bounded(
-            [
-                lambda key=key: store.create(ApiKeyRecord(key.key_id, user, key.secret_hash, now))
-                for key in keys
-            ]
-        )
+    keys = await issue_keys(etcd, count, users=(user,))
     async with grpc.aio.insecure_channel(proxy.address) as channel:
         call = channel.unary_unary(GET_VERSION)
         await _bounded(
